@@ -1,0 +1,157 @@
+"""The build hook: models in, artifacts + manifest + loader into the wheel, requirements into METADATA.
+
+For the sdist it only makes sure the artifacts travel (even when git-ignored), after checking
+everything the wheel build will check, so a bad model fails before any archive is written. For the
+wheel it writes the generated files to a temporary directory (never into the source tree), maps them
+and the artifacts into the package with ``force_include``, and removes the directory afterwards.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+from packaging.requirements import Requirement
+
+from hatch_modelpack.config import BUILD_TABLE, PackConfig, load_config
+from hatch_modelpack.errors import ModelpackError
+from hatch_modelpack.manifest import (
+    DATA_DIR,
+    LOADER_NAME,
+    MANIFEST_NAME,
+    PackedModel,
+    analyse,
+    build_manifest,
+    dumps,
+    requirements,
+)
+
+EDITABLE_PREFIX = "_modelpack_editable_"
+
+
+def _template(name: str) -> bytes:
+    return files("hatch_modelpack").joinpath(name).read_bytes()
+
+
+class ModelpackBuildHook(BuildHookInterface):
+    PLUGIN_NAME = "modelpack"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._tmp: str | None = None
+
+    # -- hatchling entry points ------------------------------------------------------------------
+
+    def initialize(self, version: str, build_data: dict[str, Any]) -> None:
+        try:
+            pack = self._pack()
+            if self.target_name == "sdist":
+                self._sdist(pack, build_data)
+            elif self.target_name == "wheel":
+                self._wheel(pack, version, build_data)
+            else:
+                self.app.display_warning(f"hatch-modelpack: nothing to do for the `{self.target_name}` target")
+        except ModelpackError as exc:
+            self._cleanup()
+            self.app.abort(f"hatch-modelpack: {exc}")
+
+    def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
+        self._cleanup()
+
+    # -- steps -----------------------------------------------------------------------------------
+
+    def _pack(self) -> PackConfig:
+        target_table = f"tool.hatch.build.targets.{self.target_name}.hooks.modelpack"
+        own = self.build_config.target_config.get("hooks", {}).get("modelpack")
+        table = target_table if own is not None else BUILD_TABLE
+        return load_config(self.root, dict(self.config), self.metadata.name, table)
+
+    def _user_package(self, pack: PackConfig) -> Path | None:
+        for base in (Path(self.root), Path(self.root) / "src"):
+            pkg = base / pack.package
+            if (pkg / "__init__.py").is_file():
+                for generated in (LOADER_NAME, MANIFEST_NAME, DATA_DIR):
+                    if (pkg / generated).exists():
+                        raise ModelpackError(
+                            f"{pkg / generated}: hatch-modelpack generates this name inside the package "
+                            f"`{pack.package}` at build time. Rename or delete your file (imports should use "
+                            f"`from {pack.package}._modelpack import load` or the names re-exported by the package)."
+                        )
+                return pkg
+        return None
+
+    def _sdist(self, pack: PackConfig, build_data: dict[str, Any]) -> None:
+        # Everything the wheel build will refuse is refused here, before the sdist exists.
+        analyse(pack, hash_files=False)
+        for m in pack.models:
+            # Mapping a file onto its own path keeps git-ignored artifacts in the sdist without
+            # shipping them twice: hatchling skips project files at reserved paths.
+            build_data["force_include"][str(m.source)] = m.source.relative_to(os.path.realpath(self.root)).as_posix()
+
+    def _wheel(self, pack: PackConfig, version: str, build_data: dict[str, Any]) -> None:
+        user_pkg = self._user_package(pack)
+        models = analyse(pack, hash_files=True)
+        self._add_dependencies(models, build_data)
+        tmp = Path(self._make_tmp())
+        editable = version == "editable"
+        manifest = build_manifest(
+            pack,
+            models,
+            distribution=self.metadata.name,
+            version=self.metadata.version,
+            editable_root=Path(self.root) if editable else None,
+        )
+        generated = {LOADER_NAME: _template("loader.py"), MANIFEST_NAME: dumps(manifest).encode()}
+        if user_pkg is None:
+            generated["__init__.py"] = _template("package_init.py")
+        mapping = {}
+        for name, content in generated.items():
+            (tmp / name).write_bytes(content)
+            mapping[str(tmp / name)] = f"{pack.package}/{name}"
+        if editable:
+            if user_pkg is not None:
+                # The source package shadows site-packages; an import hook serves the loader.
+                finder = f"{EDITABLE_PREFIX}{pack.package}"
+                (tmp / f"{finder}.py").write_bytes(_template("editable.py"))
+                (tmp / f"{finder}.pth").write_text(f"import {finder}\n")
+                mapping[str(tmp / f"{finder}.py")] = f"{finder}.py"
+                mapping[str(tmp / f"{finder}.pth")] = f"{finder}.pth"
+            build_data["force_include_editable"].update(mapping)
+            return
+        for packed in models:
+            mapping[str(packed.config.source)] = f"{pack.package}/{DATA_DIR}/{packed.name}/{packed.basename}"
+        build_data["force_include"].update(mapping)
+
+    def _add_dependencies(self, models: list[PackedModel], build_data: dict[str, Any]) -> None:
+        declared = {str(Requirement(d)) for d in self.metadata.core.dependencies}
+        missing = [r for r in requirements(models) if r not in declared]
+        if not missing:
+            return
+        build_data["dependencies"].extend(missing)
+        self.app.display_warning(
+            "hatch-modelpack: the models' requirements ("
+            + ", ".join(missing)
+            + ") are written to the wheel's METADATA, but tools that read a project's metadata before "
+            "building it (pip install ./project, uv pip install ./project) will not see them. Add "
+            '`dynamic = ["dependencies"]` to [project] and an empty [tool.hatch.metadata.hooks.modelpack] '
+            "table to pyproject.toml (move your own dependencies into that table's `dependencies`)."
+        )
+
+    # -- temporary files -------------------------------------------------------------------------
+
+    def _make_tmp(self) -> str:
+        self._cleanup()
+        self._tmp = tempfile.mkdtemp(prefix="hatch-modelpack-")
+        atexit.register(shutil.rmtree, self._tmp, ignore_errors=True)
+        return self._tmp
+
+    def _cleanup(self) -> None:
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None

@@ -1,0 +1,256 @@
+"""The ``[tool.hatch.build.hooks.modelpack]`` table, validated into typed settings.
+
+Every mistake is reported with the file, the exact key and what to write instead, before any byte of
+an artifact is read.
+"""
+
+from __future__ import annotations
+
+import difflib
+import keyword
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hatch_modelpack.errors import ConfigError
+from hatch_modelpack.requirements import PIN_POLICIES, check_requirement
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+FORMATS = ("joblib", "pickle", "keras", "savedmodel")
+COMPRESSIONS = ("auto", "deflate", "store")
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+#: Keys hatchling itself reads from every build hook's table; they are not ours to validate.
+HATCHLING_KEYS = frozenset({"dependencies", "require-runtime-dependencies", "require-runtime-features", "enable-by-default"})
+TOP_KEYS = frozenset({"package", "models", "pin", "allow-globals"})
+MODEL_KEYS = frozenset({"path", "format", "default", "requires", "description", "metadata", "pin", "allow-globals"})
+
+BUILD_TABLE = "tool.hatch.build.hooks.modelpack"
+WHEEL_TABLE = "tool.hatch.build.targets.wheel.hooks.modelpack"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    path: str  # as written, relative to the project root
+    source: Path  # resolved absolute path inside the root
+    format: str | None
+    default: bool
+    requires: tuple[str, ...] | None
+    description: str
+    metadata: dict[str, Any]
+    pin: str | None
+    allow_globals: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        return f"models.{self.name}"
+
+
+@dataclass(frozen=True)
+class PackConfig:
+    root: Path
+    table: str  # where the settings came from, for messages
+    package: str
+    models: tuple[ModelConfig, ...]
+    default: str
+    pin: str | None
+    allow_globals: tuple[str, ...]
+
+    def model(self, name: str) -> ModelConfig:
+        return next(m for m in self.models if m.name == name)
+
+
+def normalize_package_name(project_name: str) -> str:
+    """``churn-model`` -> ``churn_model``: the import name a user expects for a project name."""
+    return re.sub(r"[-_.]+", "_", project_name).lower()
+
+
+class Ctx:
+    def __init__(self, root: Path, table: str) -> None:
+        self.root = root
+        self.table = table
+        self.file = root / "pyproject.toml"
+
+    def error(self, key: str, problem: str, fix: str) -> ConfigError:
+        where = f"[{self.table}]" if not key else f"`{key}` in [{self.table}]"
+        return ConfigError(f"{self.file}: {where} {problem}. {fix}")
+
+
+def _did_you_mean(word: str, options: frozenset[str]) -> str:
+    close = difflib.get_close_matches(word, sorted(options), n=1, cutoff=0.6)
+    return f"Did you mean `{close[0]}`?" if close else f"Known keys: {', '.join(sorted(options))}."
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array", dict: "a table"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _string_list(ctx: Ctx, key: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ctx.error(key, f"must be an array of strings, not {_type_name(value)}", f'Write for example {key.split(".")[-1]} = ["..."].')
+    return tuple(value)
+
+
+def requirements_list(ctx: Ctx, key: str, value: Any) -> tuple[str, ...]:
+    reqs = _string_list(ctx, key, value)
+    for r in reqs:
+        problem = check_requirement(r)
+        if problem:
+            raise ctx.error(key, f"holds {r!r}, which is not a valid requirement ({problem})", 'Write requirements as pip does, e.g. "scikit-learn==1.5.2".')
+    return reqs
+
+
+def _pin(ctx: Ctx, key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if value not in PIN_POLICIES:
+        raise ctx.error(key, f"is {value!r}", f"Use one of: {', '.join(repr(p) for p in PIN_POLICIES)}.")
+    return str(value)
+
+
+def _allow_globals(ctx: Ctx, key: str, value: Any) -> tuple[str, ...]:
+    names = _string_list(ctx, key, value)
+    for n in names:
+        if not re.match(r"^[A-Za-z_][\w.]*\.(\*|[A-Za-z_]\w*)$", n):
+            raise ctx.error(key, f"holds {n!r}, which is not a dotted global name", 'Write "module.Name" or "module.*", e.g. "churn_features.Ratios".')
+    return names
+
+
+def _resolve_path(ctx: Ctx, key: str, value: Any) -> Path:
+    if not isinstance(value, str) or not value:
+        raise ctx.error(key, f"must be a path string, not {_type_name(value)}", 'Write the artifact\'s path relative to the project root, e.g. "artifacts/model.joblib".')
+    if os.path.isabs(value) or value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", value):
+        raise ctx.error(key, f"is the absolute path {value!r}; artifacts must live inside the project", "Copy the artifact into the project (e.g. artifacts/) and give its path relative to the project root.")
+    candidate = ctx.root / value
+    root_real = Path(os.path.realpath(ctx.root))
+    real = Path(os.path.realpath(candidate))
+    if real != root_real and root_real not in real.parents:
+        lexical = os.path.normpath(os.path.join(str(ctx.root), value))
+        via = "through a symbolic link " if (lexical == str(root_real) or lexical.startswith(str(ctx.root) + os.sep)) else ""
+        raise ctx.error(key, f"points {via}outside the project root ({value!r} resolves to {real})", "Artifacts ship in the sdist, so they must live inside the project: copy the file into the project instead of linking to it.")
+    if not os.path.lexists(candidate):
+        raise ctx.error(key, f"names {value!r}, which does not exist", "Train or copy the model there first (paths are relative to the project root), or fix the path.")
+    return real
+
+
+def check_keys(ctx: Ctx, key: str, table: dict[str, Any], known: frozenset[str], ignore: frozenset[str] = frozenset()) -> None:
+    for k in table:
+        if k not in known and k not in ignore:
+            where = f"{key}.{k}" if key else k
+            raise ctx.error(where, "is not a setting hatch-modelpack knows", _did_you_mean(k, known))
+
+
+def _model(ctx: Ctx, name: Any, spec: Any) -> ModelConfig:
+    key = f"models.{name}"
+    if not isinstance(name, str) or not NAME_RE.match(name) or keyword.iskeyword(name):
+        raise ctx.error(key, f"names a model {name!r}, which is not a lowercase identifier", 'Model names match [a-z][a-z0-9_]*, e.g. "churn" or "churn_v2".')
+    if isinstance(spec, str):
+        spec = {"path": spec}
+    if not isinstance(spec, dict):
+        raise ctx.error(key, f"must be a path string or a table, not {_type_name(spec)}", f'Write {name} = "artifacts/{name}.joblib" or a [{ctx.table}.models.{name}] table.')
+    check_keys(ctx, key, spec, MODEL_KEYS)
+    if "path" not in spec:
+        raise ctx.error(key, "has no `path`", f'Add path = "artifacts/{name}.joblib" (relative to the project root).')
+    source = _resolve_path(ctx, f"{key}.path", spec["path"])
+    fmt = spec.get("format")
+    if fmt is not None and fmt not in FORMATS:
+        hint = difflib.get_close_matches(str(fmt), FORMATS, n=1)
+        fix = f"Did you mean {hint[0]!r}? " if hint else ""
+        raise ctx.error(f"{key}.format", f"is {fmt!r}, which is not a format hatch-modelpack knows", f"{fix}Use one of: {', '.join(FORMATS)}, or leave it out to infer it.")
+    default = spec.get("default", False)
+    if not isinstance(default, bool):
+        raise ctx.error(f"{key}.default", f"must be true or false, not {_type_name(default)}", "Write default = true on the one model load() returns without a name.")
+    requires = requirements_list(ctx, f"{key}.requires", spec["requires"]) if "requires" in spec else None
+    description = spec.get("description", "")
+    if not isinstance(description, str):
+        raise ctx.error(f"{key}.description", f"must be a string, not {_type_name(description)}", 'Write description = "what the model predicts".')
+    metadata = spec.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise ctx.error(f"{key}.metadata", f"must be a table, not {_type_name(metadata)}", "Write metadata = { auc = 0.91, training-data = \"...\" }.")
+    return ModelConfig(
+        name=name,
+        path=spec["path"],
+        source=source,
+        format=fmt,
+        default=default,
+        requires=requires,
+        description=description,
+        metadata=metadata,
+        pin=_pin(ctx, f"{key}.pin", spec.get("pin")),
+        allow_globals=_allow_globals(ctx, f"{key}.allow-globals", spec.get("allow-globals", [])),
+    )
+
+
+def load_config(root: str | Path, config: dict[str, Any], project_name: str, table: str = BUILD_TABLE) -> PackConfig:
+    """Validate the hook's table (as hatchling hands it over) into a :class:`PackConfig`."""
+    ctx = Ctx(Path(root), table)
+    check_keys(ctx, "", config, TOP_KEYS, HATCHLING_KEYS)
+    package = config.get("package", normalize_package_name(project_name))
+    if not isinstance(package, str) or not package.isidentifier() or keyword.iskeyword(package):
+        raise ctx.error("package", f"is {package!r}, which is not a Python import name", 'Write an identifier such as package = "churn_model" (letters, digits, underscores).')
+    models_table = config.get("models")
+    if models_table is None:
+        raise ctx.error("models", "is missing, so there is nothing to package", f'Add a [{table}.models] table, e.g. churn = "artifacts/churn.joblib".')
+    if not isinstance(models_table, dict):
+        raise ctx.error("models", f"must be a table, not {_type_name(models_table)}", f'Write [{table}.models] with lines like churn = "artifacts/churn.joblib".')
+    if not models_table:
+        raise ctx.error("models", "is empty, so there is nothing to package", 'Add a model, e.g. churn = "artifacts/churn.joblib".')
+    models = tuple(_model(ctx, name, spec) for name, spec in models_table.items())
+    seen: dict[Path, str] = {}
+    for m in models:
+        if m.source in seen:
+            raise ctx.error(f"models.{m.name}.path", f"is the same artifact as models.{seen[m.source]}", "Declare each artifact once and load it under one name.")
+        seen[m.source] = m.name
+    defaults = [m.name for m in models if m.default]
+    if len(defaults) > 1:
+        raise ctx.error("models", f"marks several models as default ({', '.join(defaults)})", "Keep default = true on exactly one of them.")
+    if defaults:
+        default = defaults[0]
+    elif len(models) == 1:
+        default = models[0].name
+    else:
+        raise ctx.error("models", f"declares several models ({', '.join(m.name for m in models)}) and none is the default", "Add default = true to the model load() should return without a name.")
+    return PackConfig(
+        root=Path(root),
+        table=table,
+        package=package,
+        models=models,
+        default=default,
+        pin=_pin(ctx, "pin", config.get("pin")),
+        allow_globals=_allow_globals(ctx, "allow-globals", config.get("allow-globals", [])),
+    )
+
+
+def read_pyproject_table(root: str | Path) -> tuple[dict[str, Any], str, str]:
+    """The modelpack table the wheel build will use, its location, and the project name.
+
+    The metadata hook and the CLI read pyproject.toml themselves; a wheel-target table replaces the
+    global one, as hatchling does for the build hook.
+    """
+    path = Path(root) / "pyproject.toml"
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: is not valid TOML ({exc})") from None
+    hatch = data.get("tool", {}).get("hatch", {})
+    target = hatch.get("build", {}).get("targets", {}).get("wheel", {}).get("hooks", {}).get("modelpack")
+    name = data.get("project", {}).get("name", "")
+    if target is not None:
+        return target, WHEEL_TABLE, name
+    table = hatch.get("build", {}).get("hooks", {}).get("modelpack")
+    if table is None:
+        raise ConfigError(f"{path}: has no [{BUILD_TABLE}] table. Add it with a [{BUILD_TABLE}.models] table naming your artifacts.")
+    return table, BUILD_TABLE, name

@@ -1,0 +1,52 @@
+"""Plain pickle files (``pickle.dump``): scanned statically, loaded with ``pickle.load``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from hatch_modelpack.formats import Format, Inspection
+from hatch_modelpack.requirements import distribution_for_module
+from hatch_modelpack.scanning import ScanResult, scan_file
+
+
+def inspect_pickled(path: Path, label: str, kind: str) -> Inspection:
+    """Shared by pickle and joblib: scan, then map the globals to distributions."""
+    result: ScanResult = scan_file(path, kind, label)
+    requires: set[str] = set()
+    for g in result.globals:
+        dist = distribution_for_module(g.module)
+        if dist is None:
+            continue
+        # numpy 2 writes numpy._core paths, which numpy 1.x cannot import (numpy/numpy#28340).
+        if dist == "numpy" and (g.module == "numpy._core" or g.module.startswith("numpy._core.")):
+            requires.add("numpy>=2")
+        else:
+            requires.add(dist)
+    if "numpy>=2" in requires:
+        requires.discard("numpy")
+    frameworks = {}
+    for dist, versions in result.recorded_versions.items():
+        if len(versions) > 1:
+            from hatch_modelpack.errors import ArtifactError
+
+            raise ArtifactError(
+                f"{label}: records several {dist} versions ({', '.join(sorted(versions))}); estimators pickled "
+                f"under different {dist} releases cannot all load under one. Load the model with one {dist} "
+                "version and save it again."
+            )
+        frameworks[dist] = next(iter(versions))
+    details = {"protocol": result.protocol, "compression": result.compression}
+    return Inspection(requires=sorted(requires), frameworks=frameworks, details=details, globals=set(result.globals))
+
+
+class PickleFormat(Format):
+    name: ClassVar[str] = "pickle"
+    suffixes: ClassVar[tuple[str, ...]] = (".pkl", ".pickle", ".pk")
+
+    def sniff(self, path: Path, head: bytes) -> bool:
+        # Protocol 2+ starts with PROTO; protocols 0 and 1 start with an opcode such as '(' or 'c'.
+        return head[:1] == b"\x80" or head[:1] in (b"(", b"c", b"}", b"]", b"I", b"N", b"S", b"V")
+
+    def inspect(self, path: Path, label: str) -> Inspection:
+        return inspect_pickled(path, label, "pickle")

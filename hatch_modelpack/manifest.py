@@ -1,0 +1,223 @@
+"""From validated config to analysed models, requirements and the manifest the loader reads.
+
+The manifest is the contract between build and load: per model, the files with their size and sha256,
+the format, the run-time requirements, the framework versions the artifact records, and what the
+pickle scan found. It holds no absolute paths and no times (except in editable installs, which point
+at the source tree), so two builds of the same sources are byte-identical.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hatch_modelpack import __version__
+from hatch_modelpack.config import ModelConfig, PackConfig
+from hatch_modelpack.errors import ArtifactError, UnsafePickleError
+from hatch_modelpack.formats import Format, Inspection, detect
+from hatch_modelpack.requirements import DEFAULT_PINS, merge, pin, specifier_clauses
+from hatch_modelpack.safety import check_globals
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+MANIFEST_VERSION = 1
+MANIFEST_NAME = "_modelpack.json"
+LOADER_NAME = "_modelpack.py"
+DATA_DIR = "_models"
+HASH_CHUNK = 1 << 20
+
+# Hatchling leaves these out of force-included directories; the manifest must list what ships.
+_SKIP_DIRS = frozenset({".git", "__pycache__", ".hg", ".svn", ".tox", ".nox", ".venv", "venv"})
+_SKIP_FILES = frozenset({"Thumbs.db", "ehthumbs.db", "Desktop.ini", ".DS_Store"})
+try:  # Prefer hatchling's own lists when it is importable (it always is during a build).
+    from hatchling.builders.constants import EXCLUDED_DIRECTORIES as _HD
+    from hatchling.builders.constants import EXCLUDED_FILES as _HF
+
+    _SKIP_DIRS, _SKIP_FILES = frozenset(_HD), frozenset(_HF)
+except ImportError:  # pragma: no cover - the CLI may run without hatchling
+    pass
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str  # posix, relative to the artifact's parent directory
+    source: Path
+    size: int
+    sha256: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "size": self.size, "sha256": self.sha256}
+
+
+@dataclass
+class PackedModel:
+    config: ModelConfig
+    format: Format
+    inspection: Inspection
+    requires: list[str]
+    version_checks: list[dict[str, Any]]
+    files: list[FileEntry] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def basename(self) -> str:
+        return self.config.source.name
+
+
+def hash_file(path: Path) -> tuple[int, str]:
+    """Size and sha256 of a file, streamed in 1 MiB chunks so memory stays flat at any size."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        buf = bytearray(HASH_CHUNK)
+        view = memoryview(buf)
+        while n := f.readinto(buf):
+            digest.update(view[:n])
+            size += n
+    return size, digest.hexdigest()
+
+
+def _artifact_files(model: ModelConfig, root: Path) -> list[tuple[str, Path]]:
+    src = model.source
+    if src.is_file():
+        return [(src.name, src)]
+    root_real = Path(os.path.realpath(root))
+    out: list[tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(src):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
+        for fname in sorted(filenames):
+            if fname in _SKIP_FILES:
+                continue
+            full = Path(dirpath) / fname
+            real = Path(os.path.realpath(full))
+            if root_real not in real.parents:
+                raise ArtifactError(
+                    f"{full}: a symbolic link in the artifact of `models.{model.name}` leads outside the project "
+                    f"({real}). Replace the link with the file itself."
+                )
+            rel = (Path(src.name) / full.relative_to(src)).as_posix()
+            out.append((rel, full))
+    if not out:
+        raise ArtifactError(f"{src}: the artifact directory of `models.{model.name}` holds no files. Export the model into it again.")
+    return out
+
+
+def _version_checks(frameworks: dict[str, str], requires: list[str]) -> list[dict[str, Any]]:
+    by_name = {canonicalize_name(Requirement(r).name): r for r in requires}
+    checks = []
+    for dist, recorded in sorted(frameworks.items()):
+        req = by_name.get(canonicalize_name(dist))
+        if req is None:
+            continue
+        checks.append({"distribution": dist, "recorded": recorded, "requirement": req, "clauses": specifier_clauses(req)})
+    return checks
+
+
+def analyse(pack: PackConfig, *, hash_files: bool = True) -> list[PackedModel]:
+    """Detect, scan and (optionally) hash every model; refuse unsafe pickles. Reads, never loads."""
+    table = pack.table
+    models = []
+    for m in pack.models:
+        key = f"{table}.models.{m.name}"
+        label = f"{m.path} (models.{m.name})"
+        fmt = detect(m.source, m.format, label, key)
+        inspection = fmt.inspect(m.source, label)
+        if inspection.globals is not None:
+            findings = check_globals(inspection.globals, pack.package, (*pack.allow_globals, *m.allow_globals))
+            if findings:
+                lines = "; ".join(f"{f.name} {f.reason}" for f in findings)
+                overridable = [f.name for f in findings if f.overridable]
+                fix = (
+                    f"If you trust them, allow them with allow-globals = {json.dumps(overridable)} in [{key}] and build again."
+                    if overridable and len(overridable) == len(findings)
+                    else "These cannot be allowed: re-train and save the model without them, or ship it as a safer format."
+                )
+                raise UnsafePickleError(f"{label}: unpickling this artifact would import globals that hatch-modelpack refuses: {lines}. {fix}")
+        if m.requires is not None:
+            requires = merge(m.requires)
+        else:
+            pinned = []
+            for req in inspection.requires:
+                name = Requirement(req).name
+                recorded = inspection.frameworks.get(name)
+                if recorded is not None and not Requirement(req).specifier:
+                    policy = m.pin or pack.pin or DEFAULT_PINS.get(name, "minimum")
+                    pinned.append(pin(name, recorded, policy))
+                else:
+                    pinned.append(req)
+            requires = merge(pinned)
+        packed = PackedModel(m, fmt, inspection, requires, _version_checks(inspection.frameworks, requires))
+        if hash_files:
+            packed.files = [FileEntry(rel, src, *hash_file(src)) for rel, src in _artifact_files(m, pack.root)]
+        models.append(packed)
+    return models
+
+
+def requirements(models: list[PackedModel]) -> list[str]:
+    """Every run-time requirement of the models, one line per distribution."""
+    return merge(r for m in models for r in m.requires)
+
+
+def model_entry(packed: PackedModel, path: str) -> dict[str, Any]:
+    m = packed.config
+    entry: dict[str, Any] = {
+        "name": m.name,
+        "format": packed.format.name,
+        "path": path,
+        "kind": "directory" if packed.format.directory else "file",
+        "files": [f.as_dict() for f in packed.files],
+        "requires": packed.requires,
+        "frameworks": dict(sorted(packed.inspection.frameworks.items())),
+        "version_checks": packed.version_checks,
+        "description": m.description,
+        "metadata": m.metadata,
+        "source": m.path,
+    }
+    if packed.inspection.details:
+        entry["details"] = packed.inspection.details
+    if packed.inspection.globals is not None:
+        entry["globals"] = sorted(str(g) for g in packed.inspection.globals)
+    return entry
+
+
+def build_manifest(
+    pack: PackConfig,
+    models: list[PackedModel],
+    *,
+    distribution: str,
+    version: str,
+    editable_root: Path | None = None,
+) -> dict[str, Any]:
+    """The manifest as a dict. In a wheel, model paths are relative to the package directory."""
+    entries = {}
+    for packed in models:
+        if editable_root is None:
+            path = f"{DATA_DIR}/{packed.name}/{packed.basename}"
+        else:
+            path = packed.config.source.relative_to(os.path.realpath(editable_root)).as_posix()
+        entries[packed.name] = model_entry(packed, path)
+    manifest: dict[str, Any] = {
+        "manifest_version": MANIFEST_VERSION,
+        "generator": f"hatch-modelpack {__version__}",
+        "distribution": distribution,
+        "version": version,
+        "package": pack.package,
+        "default": pack.default,
+        "models": entries,
+    }
+    if editable_root is not None:
+        manifest["editable_root"] = str(os.path.realpath(editable_root))
+    return manifest
+
+
+def dumps(manifest: dict[str, Any]) -> str:
+    """Deterministic JSON: sorted keys, fixed indentation, a final newline."""
+    return json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
