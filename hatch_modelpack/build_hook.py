@@ -25,12 +25,17 @@ from hatch_modelpack.manifest import (
     DATA_DIR,
     LOADER_NAME,
     MANIFEST_NAME,
+    SOURCE_RECORD,
     PackedModel,
     analyse,
     build_manifest,
     dumps,
     requirements,
+    source_info,
 )
+
+#: Installed model packages are discoverable through this entry-point group without importing them.
+ENTRY_POINT_GROUP = "modelpack.models"
 
 EDITABLE_PREFIX = "_modelpack_editable_"
 
@@ -93,11 +98,19 @@ class ModelpackBuildHook(BuildHookInterface):
             # Mapping a file onto its own path keeps git-ignored artifacts in the sdist without
             # shipping them twice: hatchling skips project files at reserved paths.
             build_data["force_include"][str(m.source)] = m.source.relative_to(os.path.realpath(self.root)).as_posix()
+        source = source_info(Path(self.root))
+        if source and not (Path(self.root) / SOURCE_RECORD).is_file():
+            record = Path(self._make_tmp()) / SOURCE_RECORD
+            record.write_text(dumps(source))
+            build_data["force_include"][str(record)] = SOURCE_RECORD
 
     def _wheel(self, pack: PackConfig, version: str, build_data: dict[str, Any]) -> None:
         user_pkg = self._user_package(pack)
         models = analyse(pack, hash_files=True)
         self._add_dependencies(models, build_data)
+        # Hatchling has no build-data key for entry points; the wheel's entry_points.txt is written from
+        # this (cached) mapping, and entry points play no part in dependency resolution.
+        self.metadata.core.entry_points.setdefault(ENTRY_POINT_GROUP, {})[pack.package] = f"{pack.package}._modelpack"
         tmp = Path(self._make_tmp())
         editable = version == "editable"
         manifest = build_manifest(

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,8 @@ from packaging.utils import canonicalize_name
 
 MANIFEST_VERSION = 1
 MANIFEST_NAME = "_modelpack.json"
+#: Written into the sdist so a wheel built from it still knows the commit it came from.
+SOURCE_RECORD = "_modelpack_source.json"
 LOADER_NAME = "_modelpack.py"
 DATA_DIR = "_models"
 HASH_CHUNK = 1 << 20
@@ -188,6 +192,44 @@ def model_entry(packed: PackedModel, path: str) -> dict[str, Any]:
     return entry
 
 
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def source_info(root: Path) -> dict[str, Any]:
+    """Where the build's sources came from: the git commit, and whether tracked files had changes.
+
+    A wheel built from an sdist has no git checkout; the sdist carries the record (SOURCE_RECORD).
+    """
+    record = root / SOURCE_RECORD
+    if record.is_file():
+        try:
+            data = json.loads(record.read_text(encoding="utf-8"))
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            return {k: data[k] for k in ("commit", "dirty") if k in data}
+    if _git(root, "rev-parse", "--is-inside-work-tree") != "true":
+        return {}
+    commit = _git(root, "rev-parse", "HEAD")
+    if not commit:
+        return {}
+    status = _git(root, "status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status)}
+
+
+def build_time() -> str | None:
+    """The build time, only when SOURCE_DATE_EPOCH fixes it: otherwise builds would differ byte-wise."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if not epoch or not epoch.isdigit():
+        return None
+    return datetime.fromtimestamp(int(epoch), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def build_manifest(
     pack: PackConfig,
     models: list[PackedModel],
@@ -213,6 +255,12 @@ def build_manifest(
         "default": pack.default,
         "models": entries,
     }
+    source = source_info(pack.root)
+    if source:
+        manifest["source"] = source
+    when = build_time()
+    if when:
+        manifest["build_time"] = when
     if editable_root is not None:
         manifest["editable_root"] = str(os.path.realpath(editable_root))
     return manifest
