@@ -136,6 +136,9 @@ class ModelpackBuildHook(BuildHookInterface):
                 mapping[str(tmp / f"{finder}.py")] = f"{finder}.py"
                 mapping[str(tmp / f"{finder}.pth")] = f"{finder}.pth"
             build_data["force_include_editable"].update(mapping)
+            # Hatchling's file-selection heuristic only counts force_include; without it a project
+            # that has no package directory of its own would be refused before the map is used.
+            build_data["force_include"].update(mapping)
             return
         for packed in models:
             mapping[str(packed.config.source)] = f"{pack.package}/{DATA_DIR}/{packed.name}/{packed.basename}"

@@ -12,10 +12,13 @@ import hashlib
 import json
 import os
 import subprocess
-from datetime import datetime, timezone
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from hatch_modelpack import __version__
 from hatch_modelpack.config import ModelConfig, PackConfig
@@ -23,9 +26,6 @@ from hatch_modelpack.errors import ArtifactError, UnsafePickleError
 from hatch_modelpack.formats import Format, Inspection, detect
 from hatch_modelpack.requirements import DEFAULT_PINS, merge, pin, specifier_clauses
 from hatch_modelpack.safety import check_globals
-
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 
 MANIFEST_VERSION = 1
 MANIFEST_NAME = "_modelpack.json"
