@@ -266,8 +266,10 @@ def _load_keras(artifact: Path, entry: Dict[str, Any], kwargs: Dict[str, Any]) -
 
 def _load_savedmodel(artifact: Path, entry: Dict[str, Any], kwargs: Dict[str, Any]) -> Any:
     if kwargs.pop("as_layer", False):
+        # A Keras layer wrapping the SavedModel (Keras 3's load_model refuses SavedModel directories).
+        # The build recorded which endpoint exists: "serve" (model.export) or "serving_default".
         keras = import_module("keras")
-        kwargs.setdefault("call_endpoint", "serve")
+        kwargs.setdefault("call_endpoint", entry.get("details", {}).get("call_endpoint") or "serve")
         return keras.layers.TFSMLayer(str(artifact), **kwargs)
     tf = import_module("tensorflow")
     return tf.saved_model.load(str(artifact), **kwargs)
