@@ -663,10 +663,20 @@ def cmd_init(args: argparse.Namespace) -> int:
     existing = [str(t) for t in targets if t.exists()]
     if existing and not args.force:
         raise CLIError(f"{', '.join(existing)} already exist(s); pass --force to overwrite, or --dir to write a new project elsewhere")
-    root.mkdir(parents=True, exist_ok=True)
     model_real = model_path.resolve()
+    inside = root == model_real or root in model_real.parents
+    model = args.model_name or _model_name_from(model_real)
+    spec: dict[str, Any] = {"path": model_real.relative_to(root).as_posix() if inside else model_real.name}
+    if args.format:
+        spec["format"] = args.format
+    try:  # Analyse where the artifact is now, so a bad artifact is refused before anything is written.
+        pack = load_config(root if inside else model_real.parent, {"models": {model: spec}}, name)
+        packed = analyse(pack, hash_files=False)[0]
+    except ModelpackError as exc:
+        raise CLIError(str(exc)) from None
+    root.mkdir(parents=True, exist_ok=True)
     copied = None
-    if root != model_real and root not in model_real.parents:
+    if not inside:
         # Artifacts ship in the sdist, so they must live inside the project.
         dest = root / "artifacts" / model_real.name
         if dest.exists() and not args.force:
@@ -676,17 +686,8 @@ def cmd_init(args: argparse.Namespace) -> int:
             shutil.copytree(model_real, dest, dirs_exist_ok=True)
         else:
             shutil.copy2(model_real, dest)
-        copied, model_real = dest, dest
-    rel = model_real.relative_to(root).as_posix()
-    model = args.model_name or _model_name_from(model_real)
-    spec: dict[str, Any] = {"path": rel}
-    if args.format:
-        spec["format"] = args.format
-    try:
-        pack = load_config(root, {"models": {model: spec}}, name)
-        packed = analyse(pack, hash_files=False)[0]
-    except ModelpackError as exc:
-        raise CLIError(str(exc)) from None
+        copied = dest
+    rel = (copied or model_real).relative_to(root).as_posix()
     fmt = packed.format.name
     python = f">={sys.version_info[0]}.{sys.version_info[1]}"
     targets[0].write_text(render_pyproject(name, args.version, model, rel, fmt, packed.requires, args.description or "", python), encoding="utf-8")
