@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import textwrap
 import zipfile
 from collections.abc import Callable, Iterator
@@ -24,7 +25,9 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-UV = shutil.which("uv") or "uv"
+# The interpreter's own scripts directory first: pyenv shims are not refreshed by `python -m pip install`.
+SCRIPTS = Path(sysconfig.get_path("scripts"))
+UV = str(SCRIPTS / "uv") if (SCRIPTS / "uv").exists() else (shutil.which("uv") or "uv")
 
 
 def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
