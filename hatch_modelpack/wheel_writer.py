@@ -1,0 +1,542 @@
+"""Add model artifacts to a finished wheel, choosing per file how each is stored.
+
+Hatchling deflates every file at level 6 on one core and has no setting for it. For model artifacts
+that is the slowest step of a build by far: float arrays and already-compressed files (joblib
+``compress=``, ``.keras`` zips) gain under 5% from deflate yet cost ~40 MB/s to compress and again to
+inflate on install. So the build hook keeps the artifacts out of hatchling's file list and, in
+``finalize``, calls :func:`add_artifacts` on the wheel hatchling wrote. Each artifact is either stored
+as is, or deflated on all cores the way pigz does it: the file is cut into fixed-size blocks, each
+block is compressed independently (primed with the previous block's last 32 KiB as dictionary) and
+ends on a byte boundary (``Z_SYNC_FLUSH``), so the blocks join into one valid deflate stream. zlib
+releases the GIL, so threads are enough.
+
+The result is an ordinary wheel: the entries hatchling wrote are copied byte for byte (no
+recompression), the artifacts follow, the ``.dist-info`` files stay last with a rewritten RECORD.
+Memory stays bounded at any size (a few blocks in flight), files above 2 GiB get zip64 records, and
+the output is reproducible: timestamps and modes follow hatchling's (the wheel's own metadata
+timestamp, which hatchling derives from ``SOURCE_DATE_EPOCH``; modes 644/755), and the block size is
+fixed, so the bytes do not depend on the number of workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import os
+import stat
+import struct
+import tempfile
+import zipfile
+import zlib
+from base64 import urlsafe_b64encode
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from hatch_modelpack.errors import ModelpackError
+
+__all__ = [
+    "COMPRESSION_MODES",
+    "WheelWriteError",
+    "WrittenArtifact",
+    "add_artifacts",
+    "choose_compression",
+]
+
+COMPRESSION_MODES = ("auto", "deflate", "store")
+
+#: Deflate level: hatchling's (zlib's default), so a deflated artifact is as small as hatchling makes it.
+DEFLATE_LEVEL = 6
+#: Independent deflate block. Fixed, so the output does not depend on the number of workers.
+DEFLATE_BLOCK = 1 << 20
+_WINDOW = 1 << 15
+#: Read/write chunk for stored files and copied entries.
+COPY_CHUNK = 4 << 20
+
+#: "auto": sample this many spread-out windows of this size, compressed at a fast level...
+SAMPLE_COUNT = 16
+SAMPLE_SIZE = 128 << 10
+SAMPLE_LEVEL = 1
+#: ...and store the file when deflate would save less than this fraction of it.
+MIN_SAVING = 0.05
+#: Files this small are always deflated: the time is negligible and the sample would be the file.
+SMALL_FILE = 64 << 10
+
+# Same threshold as the standard library's zipfile: beyond it, sizes and offsets go to zip64 records
+# (some readers treat the 32-bit fields as signed).
+ZIP64_LIMIT = (1 << 31) - 1
+_ZIP_FILECOUNT_LIMIT = 0xFFFF
+_DEFAULT_VERSION = 20
+_ZIP64_VERSION = 45
+_UNIX = 3
+_UTF8_FLAG = 0x800
+_DESCRIPTOR_FLAG = 0x08
+
+_LOCAL = struct.Struct("<4s2B4HL2L2H")
+_CENTRAL = struct.Struct("<4s4B4HL2L5H2L")
+_END = struct.Struct("<4s4H2LH")
+_END64 = struct.Struct("<4sQ2H2L4Q")
+_END64_LOCATOR = struct.Struct("<4sLQL")
+
+
+class WheelWriteError(ModelpackError):
+    """The artifacts cannot be added to the wheel (a clash of paths, a file that changed meanwhile...)."""
+
+
+@dataclass(frozen=True)
+class WrittenArtifact:
+    """What RECORD says about one added artifact."""
+
+    arcname: str
+    sha256: str  # hex
+    size: int
+    compression: str  # "store" | "deflate"
+    compressed_size: int
+
+
+# -- choosing -------------------------------------------------------------------------------------
+
+
+def choose_compression(path: Path, mode: str = "auto") -> str:
+    """``"store"`` or ``"deflate"`` for one file; ``"auto"`` decides from a fast sample of its bytes.
+
+    Deflate is worth its cost only where it saves something: the sample compresses 16 windows of 128 KiB
+    windows spread over the file at level 1 (a pessimistic estimate of level 6, at several times its
+    speed) and stores the file when that saves under 5%: float arrays, joblib ``compress=`` output,
+    ``.keras`` zips, images. Reading ~2 MiB of any file takes milliseconds.
+    """
+    if mode not in COMPRESSION_MODES:
+        raise ValueError(f"compression must be one of {', '.join(map(repr, COMPRESSION_MODES))}, not {mode!r}")
+    if mode != "auto":
+        return mode
+    size = os.stat(path).st_size
+    if size <= SMALL_FILE:
+        return "deflate"
+    raw = packed = 0
+    with open(path, "rb") as f:
+        for offset in _sample_offsets(size):
+            f.seek(offset)
+            data = f.read(SAMPLE_SIZE)
+            raw += len(data)
+            packed += len(zlib.compress(data, SAMPLE_LEVEL))
+    if not raw:
+        return "deflate"
+    return "deflate" if packed < raw * (1 - MIN_SAVING) else "store"
+
+
+def _sample_offsets(size: int) -> list[int]:
+    if size <= SAMPLE_COUNT * SAMPLE_SIZE:
+        return list(range(0, size, SAMPLE_SIZE))
+    step = (size - SAMPLE_SIZE) / (SAMPLE_COUNT - 1)
+    return [int(i * step) for i in range(SAMPLE_COUNT)]
+
+
+# -- the zip container ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Entry:
+    name: bytes
+    flags: int
+    method: int
+    dos_time: int
+    dos_date: int
+    crc: int
+    compressed_size: int
+    size: int
+    offset: int
+    external_attr: int
+    create_system: int = _UNIX
+    create_version: int = _DEFAULT_VERSION
+    extract_version: int = _DEFAULT_VERSION
+    internal_attr: int = 0
+    extra: bytes = b""  # without any zip64 field: that one is generated
+    zip64_local: bool = False
+
+
+def _dos(date_time: Sequence[int]) -> tuple[int, int]:
+    y, mo, d, h, mi, s = date_time
+    return (y - 1980) << 9 | mo << 5 | d, h << 11 | mi << 5 | s // 2
+
+
+def _strip_zip64(extra: bytes) -> bytes:
+    out = bytearray()
+    i = 0
+    while i + 4 <= len(extra):
+        tag, length = struct.unpack_from("<HH", extra, i)
+        if tag != 0x0001:
+            out += extra[i : i + 4 + length]
+        i += 4 + length
+    return bytes(out)
+
+
+class _ZipOut:
+    """A minimal streaming zip writer to a seekable file: local headers are patched after the data."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self.fh = fh
+        self.entries: list[_Entry] = []
+
+    def _local_header(self, e: _Entry) -> bytes:
+        extra = e.extra
+        csize, size = e.compressed_size, e.size
+        version = e.extract_version
+        if e.zip64_local:
+            extra = struct.pack("<HHQQ", 1, 16, size, csize) + extra
+            csize = size = 0xFFFFFFFF
+            version = max(version, _ZIP64_VERSION)
+        head = _LOCAL.pack(
+            b"PK\x03\x04", version, 0, e.flags, e.method, e.dos_time, e.dos_date, e.crc, csize, size, len(e.name), len(extra)
+        )
+        return head + e.name + extra
+
+    def begin(self, e: _Entry) -> None:
+        e.offset = self.fh.tell()
+        if e.zip64_local:
+            e.extract_version = max(e.extract_version, _ZIP64_VERSION)
+            e.create_version = max(e.create_version, _ZIP64_VERSION)
+        self.fh.write(self._local_header(e))
+
+    def finish(self, e: _Entry) -> None:
+        """Patch the local header with the final CRC and sizes, then record the entry."""
+        if not e.zip64_local and max(e.size, e.compressed_size) > ZIP64_LIMIT:
+            raise WheelWriteError(
+                f"{e.name.decode()}: the file grew past 2 GiB while it was being written to the wheel; "
+                "rebuild once nothing else is writing to it"
+            )
+        end = self.fh.tell()
+        self.fh.seek(e.offset)
+        self.fh.write(self._local_header(e))
+        self.fh.seek(end)
+        self.entries.append(e)
+
+    def close(self) -> None:
+        fh = self.fh
+        start = fh.tell()
+        for e in self.entries:
+            fields: list[int] = []
+            size, csize, offset = e.size, e.compressed_size, e.offset
+            if size > ZIP64_LIMIT or csize > ZIP64_LIMIT:
+                fields += [size, csize]
+                size = csize = 0xFFFFFFFF
+            if offset > ZIP64_LIMIT:
+                fields.append(offset)
+                offset = 0xFFFFFFFF
+            extra = e.extra
+            create_version, extract_version = e.create_version, e.extract_version
+            if fields:
+                extra = struct.pack(f"<HH{len(fields)}Q", 1, 8 * len(fields), *fields) + extra
+                create_version = max(create_version, _ZIP64_VERSION)
+                extract_version = max(extract_version, _ZIP64_VERSION)
+            fh.write(
+                _CENTRAL.pack(
+                    b"PK\x01\x02", create_version, e.create_system, extract_version, 0, e.flags, e.method,
+                    e.dos_time, e.dos_date, e.crc, csize, size, len(e.name), len(extra), 0, 0,
+                    e.internal_attr, e.external_attr, offset,
+                )
+            )
+            fh.write(e.name + extra)
+        end = fh.tell()
+        count, cd_size = len(self.entries), end - start
+        if count > _ZIP_FILECOUNT_LIMIT or start > ZIP64_LIMIT or cd_size > ZIP64_LIMIT:
+            fh.write(_END64.pack(b"PK\x06\x06", 44, _ZIP64_VERSION, _ZIP64_VERSION, 0, 0, count, count, cd_size, start))
+            fh.write(_END64_LOCATOR.pack(b"PK\x06\x07", 0, end, 1))
+        fh.write(
+            _END.pack(
+                b"PK\x05\x06", 0, 0, min(count, 0xFFFF), min(count, 0xFFFF), min(cd_size, 0xFFFFFFFF),
+                min(start, 0xFFFFFFFF), 0,
+            )
+        )
+
+
+# -- deflate on all cores -------------------------------------------------------------------------
+
+
+def _deflate_block(data: bytes, zdict: bytes | None, last: bool, level: int) -> bytes:
+    if zdict:
+        c = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, zdict)
+    else:
+        c = zlib.compressobj(level, zlib.DEFLATED, -15)
+    return c.compress(data) + c.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+
+
+def _blocks(f: BinaryIO, size: int) -> Iterator[tuple[bytes, bool]]:
+    """Fixed-size blocks, each flagged whether it is the last (one block of look-ahead)."""
+    current = f.read(size)
+    while True:
+        following = f.read(size)
+        yield current, not following
+        if not following:
+            return
+        current = following
+
+
+# -- rewriting the wheel --------------------------------------------------------------------------
+
+
+def _record_hash(digest: bytes) -> str:
+    return "sha256=" + urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+
+def _normalized_mode(st_mode: int) -> int:
+    """Hatchling's ``normalize_file_permissions``: 644, or 755 for executables, file type bits kept."""
+    mode = (st_mode | 0o644) & ~0o133
+    if st_mode & 0o100:
+        mode |= 0o111
+    return mode
+
+
+def _check_arcname(arcname: str, dist_info: str) -> None:
+    parts = arcname.split("/")
+    if (
+        not arcname
+        or arcname.startswith("/")
+        or "\\" in arcname
+        or any(p in ("", ".", "..") for p in parts)
+        or (len(parts[0]) > 1 and parts[0][1] == ":")
+    ):
+        raise WheelWriteError(f"{arcname!r} is not a valid path inside a wheel (relative, '/'-separated, no '..')")
+    if parts[0] == dist_info:
+        raise WheelWriteError(f"{arcname}: artifacts cannot go into the wheel's metadata directory {dist_info}/")
+
+
+def _cpu_count() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def add_artifacts(
+    wheel: Path,
+    artifacts: Sequence[tuple[str, Path, str]],
+    *,
+    workers: int | None = None,
+    level: int = DEFLATE_LEVEL,
+    expected_sha256: Mapping[str, str] | None = None,
+    date_time: tuple[int, int, int, int, int, int] | None = None,
+) -> list[WrittenArtifact]:
+    """Rewrite ``wheel`` so it also holds ``artifacts`` (archive path, source file, "store"|"deflate").
+
+    The wheel is rewritten into a temporary file beside it and moved over it only when everything
+    succeeded, so a failure leaves hatchling's wheel as it was. ``expected_sha256`` (archive path ->
+    hex digest, e.g. from the manifest) makes sure the bytes shipped are the bytes that were
+    analysed: a file changed since then raises :class:`WheelWriteError`. ``date_time`` defaults to
+    the timestamp of the wheel's own RECORD entry, which is hatchling's reproducible one.
+    """
+    wheel = Path(wheel)
+    workers = max(1, workers if workers is not None else _cpu_count())
+    with zipfile.ZipFile(wheel) as zf:
+        infos = zf.infolist()
+        records = [i for i in infos if i.filename.count("/") == 1 and i.filename.endswith(".dist-info/RECORD")]
+        if len(records) != 1:
+            raise WheelWriteError(f"{wheel}: expected exactly one top-level *.dist-info/RECORD, found {len(records)}")
+        record_info = records[0]
+        dist_info = record_info.filename.split("/")[0]
+        record_rows = list(csv.reader(io.StringIO(zf.read(record_info).decode("utf-8"))))
+    existing = {i.filename for i in infos}
+    seen: set[str] = set()
+    for arcname, source, how in artifacts:
+        _check_arcname(arcname, dist_info)
+        if arcname in existing or arcname in seen:
+            raise WheelWriteError(
+                f"{wheel.name}: two files would be written at {arcname}; an artifact must not share its path in the "
+                "wheel with a project file or another artifact (rename one of them)"
+            )
+        seen.add(arcname)
+        if how not in ("store", "deflate"):
+            raise ValueError(f"{arcname}: compression must be 'store' or 'deflate', not {how!r}")
+        if not Path(source).is_file():
+            raise WheelWriteError(f"{source}: artifact file not found")
+    if date_time is None:
+        date_time = record_info.date_time
+    dos_date, dos_time = _dos(date_time)
+
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{wheel.name}.", suffix=".tmp", dir=wheel.parent)
+    tmp = Path(tmp_name)
+    written: list[WrittenArtifact] = []
+    try:
+        with (
+            os.fdopen(fd, "w+b") as raw_out,
+            open(wheel, "rb") as src,
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modelpack-deflate") as pool,
+        ):
+            out = _ZipOut(raw_out)
+            body = [i for i in infos if not i.filename.startswith(dist_info + "/")]
+            meta = [i for i in infos if i.filename.startswith(dist_info + "/") and i is not record_info]
+            for info in body:
+                _copy_entry(src, info, out)
+            for arcname, source, how in artifacts:
+                item = _write_artifact(out, arcname, Path(source), how, dos_date, dos_time, pool, workers, level)
+                want = (expected_sha256 or {}).get(arcname)
+                if want is not None and want != item.sha256:
+                    raise WheelWriteError(
+                        f"{source}: changed during the build (sha256 {item.sha256}, but it was analysed as {want}); "
+                        "rebuild once nothing else is writing to it"
+                    )
+                written.append(item)
+            for info in meta:
+                _copy_entry(src, info, out)
+            _write_record(out, record_info, record_rows, dist_info, written)
+            out.close()
+            raw_out.flush()
+        os.chmod(tmp, stat.S_IMODE(os.stat(wheel).st_mode))
+        os.replace(tmp, wheel)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return written
+
+
+def _copy_entry(src: BinaryIO, info: zipfile.ZipInfo, out: _ZipOut) -> None:
+    """Copy one entry's compressed bytes unchanged (no recompression)."""
+    if info.flag_bits & 0x1:
+        raise WheelWriteError(f"{info.filename}: encrypted zip entries are not supported in a wheel")
+    src.seek(info.header_offset)
+    head = _LOCAL.unpack(src.read(_LOCAL.size))
+    if head[0] != b"PK\x03\x04":
+        raise WheelWriteError(f"{info.filename}: bad local file header in the wheel hatchling wrote")
+    name = src.read(head[10])  # the raw bytes, whatever their encoding
+    src.seek(head[11], os.SEEK_CUR)
+    dos_date, dos_time = _dos(info.date_time)
+    e = _Entry(
+        name=name,
+        flags=info.flag_bits & ~_DESCRIPTOR_FLAG,
+        method=info.compress_type,
+        dos_time=dos_time,
+        dos_date=dos_date,
+        crc=info.CRC,
+        compressed_size=info.compress_size,
+        size=info.file_size,
+        offset=0,
+        external_attr=info.external_attr,
+        create_system=info.create_system,
+        create_version=info.create_version,
+        extract_version=info.extract_version,
+        internal_attr=info.internal_attr,
+        extra=_strip_zip64(info.extra),
+        zip64_local=max(info.file_size, info.compress_size) > ZIP64_LIMIT,
+    )
+    out.begin(e)
+    remaining = info.compress_size
+    while remaining:
+        chunk = src.read(min(COPY_CHUNK, remaining))
+        if not chunk:
+            raise WheelWriteError(f"{info.filename}: the wheel hatchling wrote is truncated")
+        out.fh.write(chunk)
+        remaining -= len(chunk)
+    out.finish(e)
+
+
+def _write_artifact(
+    out: _ZipOut,
+    arcname: str,
+    source: Path,
+    how: str,
+    dos_date: int,
+    dos_time: int,
+    pool: ThreadPoolExecutor,
+    workers: int,
+    level: int,
+) -> WrittenArtifact:
+    name = arcname.encode("utf-8")
+    with open(source, "rb") as f:
+        st = os.fstat(f.fileno())
+        size_hint = st.st_size
+        deflate = how == "deflate"
+        e = _Entry(
+            name=name,
+            flags=0 if arcname.isascii() else _UTF8_FLAG,
+            method=zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED,
+            dos_time=dos_time,
+            dos_date=dos_date,
+            crc=0,
+            compressed_size=0,
+            size=0,
+            offset=0,
+            external_attr=(_normalized_mode(st.st_mode) & 0xFFFF) << 16,
+            # Deflate output can slightly exceed its input; reserve zip64 as the standard library does.
+            zip64_local=(size_hint * 1.05 if deflate else size_hint) > ZIP64_LIMIT,
+        )
+        out.begin(e)
+        sha = hashlib.sha256()
+        crc = 0
+        size = 0
+        written = 0
+        fh = out.fh
+        if deflate:
+            pending: deque[Future[bytes]] = deque()
+            zdict: bytes | None = None
+            for block, last in _blocks(f, DEFLATE_BLOCK):
+                pending.append(pool.submit(_deflate_block, block, zdict, last, level))
+                sha.update(block)
+                crc = zlib.crc32(block, crc)
+                size += len(block)
+                zdict = block[-_WINDOW:]
+                while len(pending) > 2 * workers:
+                    written += fh.write(pending.popleft().result())
+            while pending:  # _blocks yields at least one block, so an empty file gets a final empty block
+                written += fh.write(pending.popleft().result())
+        else:
+            buf = bytearray(COPY_CHUNK)
+            view = memoryview(buf)
+            while True:
+                n = f.readinto(buf)
+                if not n:
+                    break
+                chunk = view[:n]
+                sha.update(chunk)
+                crc = zlib.crc32(chunk, crc)
+                fh.write(chunk)
+                size += n
+            written = size
+    e.crc, e.size, e.compressed_size = crc, size, written
+    out.finish(e)
+    return WrittenArtifact(arcname, sha.hexdigest(), size, how, written)
+
+
+def _write_record(
+    out: _ZipOut, record_info: zipfile.ZipInfo, rows: list[list[str]], dist_info: str, written: list[WrittenArtifact]
+) -> None:
+    """RECORD: hatchling's rows with the artifacts inserted before the metadata rows, itself last."""
+    record_path = record_info.filename
+    rows = [r for r in rows if r and r[0] != record_path]
+    first_meta = next((i for i, r in enumerate(rows) if r[0].startswith(dist_info + "/")), len(rows))
+    new_rows = [[w.arcname, _record_hash(bytes.fromhex(w.sha256)), str(w.size)] for w in written]
+    rows[first_meta:first_meta] = new_rows
+    rows.append([record_path, "", ""])
+    text = io.StringIO()
+    writer = csv.writer(text, delimiter=",", quotechar='"', lineterminator="\n")
+    writer.writerows(rows)
+    data = text.getvalue().encode("utf-8")
+    dos_date, dos_time = _dos(record_info.date_time)
+    method = record_info.compress_type
+    if method != zipfile.ZIP_STORED:
+        method, payload = zipfile.ZIP_DEFLATED, _deflate_block(data, None, True, DEFLATE_LEVEL)
+    else:
+        payload = data
+    e = _Entry(
+        name=record_path.encode("utf-8"),
+        flags=record_info.flag_bits & _UTF8_FLAG,
+        method=method,
+        dos_time=dos_time,
+        dos_date=dos_date,
+        crc=zlib.crc32(data),
+        compressed_size=len(payload),
+        size=len(data),
+        offset=0,
+        external_attr=record_info.external_attr,
+        create_system=record_info.create_system,
+        create_version=record_info.create_version,
+        extract_version=record_info.extract_version,
+        internal_attr=record_info.internal_attr,
+        extra=_strip_zip64(record_info.extra),
+    )
+    out.begin(e)
+    out.fh.write(payload)
+    out.finish(e)
