@@ -30,6 +30,10 @@ MAX_CONFIG = 64 << 20
 
 
 class H5Error(Exception):
+    """The HDF5 structures are damaged: truncated, or pointing outside the file."""
+
+
+class H5Unsupported(H5Error):
     """The HDF5 file uses a layout the minimal reader does not handle (not an error in the file)."""
 
 
@@ -71,7 +75,7 @@ class _H5:
             self.base = self.uint(block, 0, self.o)
             root = self.uint(block, 3 * self.o, self.o)
         else:
-            raise H5Error(f"superblock version {version}")
+            raise H5Unsupported(f"superblock version {version}")
         attrs: dict[str, Any] = {}
         for mtype, data in self.messages(self.base + root):
             if mtype == 0x0C:
@@ -81,7 +85,7 @@ class _H5:
 
     def _check_sizes(self) -> None:
         if self.o not in (2, 4, 8) or self.l not in (2, 4, 8):
-            raise H5Error("unusual offset/length sizes")
+            raise H5Unsupported("unusual offset/length sizes")
 
     def messages(self, addr: int) -> list[tuple[int, bytes]]:
         """Header messages of an object header (version 1 or 2), following continuation blocks."""
@@ -96,7 +100,7 @@ class _H5:
         else:
             head = self.read(addr, 16)
             if head[0] != 1:
-                raise H5Error(f"object header version {head[0]}")
+                raise H5Unsupported(f"object header version {head[0]}")
             pending = [(addr + 16, self.uint(head, 8, 4), 1, 0)]
         seen = 0
         while pending:
@@ -132,7 +136,7 @@ class _H5:
                 elif mtype == 0x15:  # attribute info: a defined fractal heap address means dense storage
                     heap = 2 + (2 if data[1] & 1 else 0)
                     if data[heap : heap + self.o] != b"\xff" * self.o:
-                        raise H5Error("dense attribute storage")
+                        raise H5Unsupported("dense attribute storage")
                 else:
                     out.append((mtype, data))
         return out
@@ -144,7 +148,7 @@ class _H5:
         if version == 3:
             pos = 9
         elif version != 1 and version != 2:
-            raise H5Error(f"attribute message version {version}")
+            raise H5Unsupported(f"attribute message version {version}")
 
         def field(n: int) -> bytes:
             nonlocal pos
@@ -190,7 +194,10 @@ class _H5:
 
 
 def read_h5_root_attributes(path: Path) -> dict[str, Any]:
-    """The scalar string attributes of an HDF5 file's root group; raises H5Error on layouts it does not know."""
+    """The scalar string attributes of an HDF5 file's root group.
+
+    Raises H5Unsupported for valid layouts this reader does not know, H5Error for damaged files.
+    """
     try:
         with open(path, "rb") as f:
             return _H5(f).root_attributes()
@@ -257,9 +264,11 @@ class KerasFormat(Format):
         details: dict[str, Any] = {"container": "h5"}
         try:
             attrs = read_h5_root_attributes(path)
-        except H5Error as exc:
+        except H5Unsupported as exc:
             attrs = {}
             details["unread"] = f"keras_version not read ({exc}); requirements are unversioned"
+        except H5Error as exc:
+            raise ArtifactError(f"{label}: is a damaged HDF5 file ({exc}); keras.models.load_model could not read it either. Save the model again with model.save(path) and check that the file was copied completely.") from None
         version, backend = attrs.get("keras_version"), attrs.get("backend")
         if "model_config" not in attrs and not details.get("unread"):
             raise ArtifactError(f"{label}: is an HDF5 file without a Keras model_config, so keras.models.load_model cannot load it (weights-only files from save_weights are not models). Save the whole model with model.save(path), or use `format = \"raw\"`.")
