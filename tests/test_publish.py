@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,11 +21,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import UV, Project, make_pipeline, pyproject, run, save_model
+from conftest import SCRIPTS, UV, Project, make_pipeline, pyproject, run, save_model
 
 pytestmark = pytest.mark.slow
 
 PYPI = "https://pypi.org/simple"
+
+
+def tool(name: str) -> str:
+    """A console script of this interpreter (pyenv shims may be stale), else from PATH."""
+    return str(SCRIPTS / name) if (SCRIPTS / name).exists() else (shutil.which(name) or name)
 
 
 def free_port() -> int:
@@ -41,7 +47,7 @@ def index(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     log = open(tmp_path / "pypiserver.log", "w")  # noqa: SIM115 - open for the server's lifetime
     proc = subprocess.Popen(
-        ["pypi-server", "run", "-i", "127.0.0.1", "-p", str(port), "-a", ".", "-P", ".", "--disable-fallback", str(packages)],
+        [tool("pypi-server"), "run", "-i", "127.0.0.1", "-p", str(port), "-a", ".", "-P", ".", "--disable-fallback", str(packages)],
         stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
@@ -116,7 +122,7 @@ def test_publish_pin_and_offline_install(index, build_env, venv, tmp_path, sklea
     p = Project(src, "churn-model")
     p.write("pyproject.toml", pyproject(version="1.3.1", deps='"pandas"'))
     run([UV, "build", "--out-dir", str(tmp_path / "dist-1.3.1"), str(src)], env=build_env)
-    run(["hatch", "publish", "--repo", f"{index}/", "--user", "x", "--auth", "x", "--no-prompt", *(str(f) for f in (tmp_path / "dist-1.3.1").glob("churn_model-*"))], cwd=src)
+    run([tool("hatch"), "publish", "--repo", f"{index}/", "--user", "x", "--auth", "x", "--no-prompt", *(str(f) for f in (tmp_path / "dist-1.3.1").glob("churn_model-*"))], cwd=src)
     assert simple_files(index, "churn-model") == sorted(
         f"churn_model-{v}{ext}" for v in ("1.2.0", "1.3.0", "1.3.1") for ext in ("-py3-none-any.whl", ".tar.gz")
     )
