@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 __all__ = [
+    "CheckError",
     "IntegrityError",
     "ModelpackLoadError",
     "UnknownModelError",
     "VersionMismatchError",
+    "check",
     "check_versions",
     "load",
     "metadata",
@@ -166,9 +168,8 @@ class _Pack:
         problems = []
         for check in entry.get("version_checks", []):
             dist = check["distribution"]
-            try:
-                installed = _importlib_metadata.version(dist)
-            except _importlib_metadata.PackageNotFoundError:
+            installed = _installed_version(dist)
+            if installed is None:
                 problems.append(f"{dist} is not installed (the artifact records {check['recorded']}, needs {check['requirement']})")
                 continue
             have = _release(installed)
@@ -203,6 +204,21 @@ class _Pack:
                 "rebuild the package with the hatch-modelpack version that wrote it"
             )
         return loader(artifact, entry, kwargs)
+
+
+#: Distributions that install the same import package under another name; the check accepts any of them.
+_SAME_PACKAGE: Dict[str, Tuple[str, ...]] = {
+    "tensorflow": ("tensorflow-cpu", "tensorflow-macos", "tensorflow-intel", "tensorflow-rocm", "tensorflow-aarch64"),
+}
+
+
+def _installed_version(dist: str) -> Optional[str]:
+    for candidate in (dist,) + _SAME_PACKAGE.get(dist, ()):
+        try:
+            return _importlib_metadata.version(candidate)
+        except _importlib_metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def _fingerprint(file_path: Path) -> Tuple[int, ...]:
@@ -275,11 +291,123 @@ def _load_savedmodel(artifact: Path, entry: Dict[str, Any], kwargs: Dict[str, An
     return tf.saved_model.load(str(artifact), **kwargs)
 
 
+def _load_skops(artifact: Path, entry: Dict[str, Any], kwargs: Dict[str, Any]) -> Any:
+    # The types were read from the file's schema and reviewed when the package was built.
+    sio = import_module("skops.io")
+    kwargs.setdefault("trusted", list(entry.get("details", {}).get("trusted", [])))
+    return sio.load(artifact, **kwargs)
+
+
+def _load_onnx(artifact: Path, entry: Dict[str, Any], kwargs: Dict[str, Any]) -> Any:
+    ort = import_module("onnxruntime")
+    return ort.InferenceSession(str(artifact), **kwargs)  # providers=, sess_options= pass through
+
+
+def _load_raw(artifact: Path, entry: Dict[str, Any], kwargs: Dict[str, Any]) -> Any:
+    if kwargs:
+        raise TypeError(f"model {entry['name']!r} is a raw artifact: load() returns its path and takes no options")
+    return artifact
+
+
+# -- the smoke check: the packaged example through the model, compared with the packaged output ---
+
+
+class CheckError(ModelpackLoadError):
+    """The model's output on its packaged example is not the packaged expected output."""
+
+
+def _read_example(file_path: Path, columns: bool) -> Any:
+    """An .npy (no pickles), .csv or .json example; a table becomes a DataFrame when pandas is there."""
+    np = import_module("numpy")
+    suffix = file_path.suffix.lower()
+    if suffix == ".npy":
+        return np.load(file_path, allow_pickle=False)
+    if suffix == ".csv":
+        try:
+            return import_module("pandas").read_csv(file_path)
+        except ImportError:
+            import csv
+
+            with open(file_path, newline="", encoding="utf-8") as f:
+                rows = list(csv.reader(f))
+            return np.array([[float(v) for v in row] for row in rows[1:]], dtype=float)
+    with open(file_path, encoding="utf-8") as f:
+        data = json.load(f)
+    if columns and (isinstance(data, dict) or (isinstance(data, list) and data and isinstance(data[0], dict))):
+        return import_module("pandas").DataFrame(data)  # records or columns: the frame a model was fit on
+    return data
+
+
+def _as_array(value: Any) -> Any:
+    np = import_module("numpy")
+    if hasattr(value, "to_numpy"):
+        value = value.to_numpy()
+    return np.asarray(value)
+
+
+def _run_check(model: Any, entry: Dict[str, Any], base: Path) -> Dict[str, Any]:
+    """Run the check an entry describes on a loaded model; raise CheckError on drift."""
+    np = import_module("numpy")
+    spec = entry["check"]
+    name, fmt = entry["name"], entry["format"]
+    example = _read_example(base / spec["input"]["path"], columns=fmt != "onnx")
+    if fmt == "onnx":
+        details = entry.get("details", {})
+        inputs = details.get("inputs", [])
+        # A JSON object names the graph inputs; anything else feeds the first (usually only) input.
+        given = example if isinstance(example, dict) else ({inputs[0]["name"]: example} if inputs else {})
+        dtypes = {i["name"]: i.get("dtype") for i in inputs}
+        feed = {k: np.asarray(v, dtype=object if dtypes.get(k) == "string" else dtypes.get(k)) for k, v in given.items()}
+        outputs = [o["name"] for o in details.get("outputs", [])]
+        method = spec.get("method") or (outputs[0] if outputs else None)
+        if method not in outputs:
+            raise CheckError(f"model {name!r}: the check names output {method!r}, but the graph's outputs are {outputs}")
+        output = model.run([method], feed)[0]
+    elif fmt == "raw":
+        raise CheckError(f"model {name!r} is a raw artifact: there is no method to run on an example")
+    else:
+        method = spec.get("method") or "predict"
+        fn = getattr(model, method, None)
+        if fn is None:
+            raise CheckError(f"model {name!r} ({type(model).__name__}) has no method {method!r} for the check")
+        output = fn(example)
+    got = _as_array(output)
+    result: Dict[str, Any] = {"name": name, "method": method, "shape": list(got.shape), "compared": False}
+    if "expected" not in spec:
+        return result
+    expected = _as_array(_read_example(base / spec["expected"]["path"], columns=False))
+    if got.ndim == 1 and expected.ndim == 2 and expected.shape[1] == 1:
+        expected = expected[:, 0]  # a one-column CSV of predictions
+    where = f"model {name!r}: {method} on {Path(spec['input']['path']).name}"
+    if got.shape != expected.shape:
+        raise CheckError(f"{where} gives shape {tuple(got.shape)}, but the expected output has shape {tuple(expected.shape)}")
+    tol = float(spec.get("tolerance", 1e-6))
+    if got.dtype.kind in "biuf" and expected.dtype.kind in "biuf":
+        a, b = got.astype(np.float64), expected.astype(np.float64)
+        bad = ~np.isclose(a, b, rtol=tol, atol=tol, equal_nan=True)
+        diff = np.abs(a - b)
+        result["max_abs_diff"] = float(np.nanmax(diff)) if diff.size else 0.0
+    else:
+        bad = got.astype(str) != expected.astype(str)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise CheckError(
+            f"{where} drifted from the expected output: {int(bad.sum())} of {bad.size} values differ beyond "
+            f"tolerance {tol:g} (max abs diff {result.get('max_abs_diff', 'n/a')}; first at index {first}: "
+            f"got {got[first]!r}, expected {expected[first]!r})"
+        )
+    result["compared"] = True
+    return result
+
+
 _LOADERS: Dict[str, Callable[[Path, Dict[str, Any], Dict[str, Any]], Any]] = {
     "joblib": _load_joblib,
     "pickle": _load_pickle,
     "keras": _load_keras,
     "savedmodel": _load_savedmodel,
+    "skops": _load_skops,
+    "onnx": _load_onnx,
+    "raw": _load_raw,
 }
 
 
@@ -307,6 +435,29 @@ def verify(name: Optional[str] = None) -> None:
     """Re-hash every file of one model, or of all models without a name; raise IntegrityError on a mismatch."""
     for n in (name,) if name is not None else _PACK.names():
         _PACK.verify(n, force=True)
+
+
+def check(name: Optional[str] = None, *, model: Any = None) -> Dict[str, Any]:
+    """Run the model's packaged example and compare with the packaged output (the build ran the same).
+
+    Pass ``model=`` to check an already loaded model instead of loading it again. Returns a summary
+    (method, output shape, max abs diff); raises CheckError on drift, IntegrityError if a check file
+    changed. Like load(), this deserialises the artifact.
+    """
+    entry = _PACK.entry(name)
+    spec = entry.get("check")
+    if not spec:
+        raise ModelpackLoadError(
+            f"model {entry['name']!r} of {_PACK.manifest.get('distribution')} was built without a check; add a "
+            f"[tool.hatch.build.hooks.modelpack.models.{entry['name']}.check] table with an input example"
+        )
+    base = _PACK.base()
+    for role in ("input", "expected"):
+        if role in spec:
+            _check_file(base / spec[role]["path"], spec[role], _PACK.manifest)
+    if model is None:
+        model = load(entry["name"])
+    return _run_check(model, entry, base)
 
 
 def check_versions(name: Optional[str] = None) -> None:

@@ -83,7 +83,14 @@ def merge(requirements: Iterable[str]) -> list[str]:
 
     Two different constraints on one distribution both stay: the installer intersects them.
     """
-    unique = {str(Requirement(text)) for text in requirements}
+    parsed = {str(Requirement(text)): Requirement(text) for text in requirements}
+    constrained = {canonicalize_name(r.name) for r in parsed.values() if r.specifier and not r.marker}
+    # A bare "tensorflow" beside "tensorflow>=2.21" says nothing the constrained line does not.
+    unique = [
+        text
+        for text, r in parsed.items()
+        if r.specifier or r.extras or r.marker or canonicalize_name(r.name) not in constrained
+    ]
     return sorted(unique, key=lambda r: (canonicalize_name(Requirement(r).name), r))
 
 

@@ -373,7 +373,6 @@ def test_all_formats_in_one_wheel(tmp_path, build_env, tf_models, tf_venv):
     wheel = p.wheel()
     assert requires_dist(wheel_metadata(wheel)) == [
         f"keras<{int(tf_models['keras'].split('.')[0]) + 1},>={tf_models['keras']}",
-        "tensorflow",
         f"tensorflow>={tf_models['tensorflow']}",
     ]
     tf_venv.install(str(wheel))
