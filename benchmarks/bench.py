@@ -36,10 +36,10 @@ UV = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
 
 FULL = {
     "floats_bytes": 1 << 30,  # one float64 array, joblib-dumped
-    "forest_trees": 13,  # ~263 MiB RandomForestClassifier
+    "forest_trees": 39,  # ~265 MB RandomForestClassifier
     "forest_rows": 200_000,
     "pipeline_trees": 4,  # ~10 MB scaler + forest pipeline
-    "pipeline_rows": 8_000,
+    "pipeline_rows": 80_000,
     "mem_small": 20 << 20,
     "mem_big": 2 << 30,
     "repeats": 3,

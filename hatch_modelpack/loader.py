@@ -213,7 +213,7 @@ _SAME_PACKAGE: Dict[str, Tuple[str, ...]] = {
 
 
 def _installed_version(dist: str) -> Optional[str]:
-    for candidate in (dist,) + _SAME_PACKAGE.get(dist, ()):
+    for candidate in (dist, *_SAME_PACKAGE.get(dist, ())):
         try:
             return _importlib_metadata.version(candidate)
         except _importlib_metadata.PackageNotFoundError:

@@ -1,19 +1,37 @@
 """Which pickle globals a model package may reference.
 
-Unpickling calls whatever the stream names, so the set of globals *is* the set of code a service will
-run at ``load()``. The policy, in order:
+Unpickling calls whatever the stream names, so the set of globals *is* the set of code a service
+will run at ``load()``. The scanner (:mod:`hatch_modelpack.scanning`) resolves every global the way
+``pickle.Unpickler.find_class`` will (Python 2 names mapped, dotted names kept whole) and refuses the
+stream shapes it cannot follow; this module decides which of the resolved globals may ship.
 
-1. **Refused, always**: globals that run code or touch the system (:data:`DANGEROUS_MODULES`,
-   :data:`DANGEROUS_NAMES`). ``allow-globals`` cannot override these; ship such an artifact as
-   ``format = "raw"`` and deserialise it yourself if you must.
-2. **Allowed by the user**: ``allow-globals = ["pkg.mod.Name", "pkg.mod.*"]``.
+The policy, in order:
+
+1. **Refused, always** (``allow-globals`` cannot override these; ship such an artifact in a safer
+   format, or as ``format = "raw"`` and deserialise it yourself):
+
+   - modules that run code or touch the system (:data:`DANGEROUS_MODULES`, a prefix match on the
+     full dotted path, so ``numpy`` + ``testing.runstring`` is caught like ``numpy.testing.runstring``);
+   - single globals that do (:data:`DANGEROUS_NAMES`), including the loaders and file readers of the
+     scientific stack itself (``numpy.load``, ``pandas.read_pickle``...);
+   - attribute names that mean the same anywhere (:data:`DANGEROUS_ATTRIBUTES`: ``system``, ``eval``,
+     ``load``, ``read_*``...), because any module may re-export them (``numpy._core.multiarray.fromfile``);
+   - a dangerous module reached as an attribute of an allowed one (:data:`MODULE_ALIASES`:
+     ``collections._sys``, ``sklearn.base.inspect``), and special ``__dunder__`` attributes;
+   - builtins outside a handful of plain data types, and ``__main__`` (a service cannot import the
+     training script's globals).
+2. **Allowed by the user**: ``allow-globals = ["pkg.mod.Name", "pkg.mod.*"]``. A dotted attribute
+   path (``pkg.mod.Class.method``, a nested class) needs its exact name: a wildcard never admits one.
 3. **Allowed, the package itself**: anything under the package being built (feature code, custom
    transformers that ship in the same wheel).
 4. **Allowed, the scientific stack**: :data:`SAFE_MODULES` and :data:`SAFE_NAMES`.
 5. Everything else is refused, with the key that allows it.
 
-The lists follow what public pickle scanners (picklescan, modelscan, fickling) flag, written for
-this package's narrower job: a model package has no reason to reference anything but its framework.
+The lists follow what public pickle scanners flag (picklescan's and modelscan's blocklists,
+fickling's dotted-path and ``BUILD`` findings), written for this package's narrower job: a model
+package has no reason to reference anything but its framework. It is a policy, not a proof: the
+scientific stack is large, and a crafted pickle that sticks to it can still call its functions with
+arguments of its choosing. That is why the README recommends safer formats where they exist.
 """
 
 from __future__ import annotations
@@ -23,8 +41,9 @@ from dataclasses import dataclass
 
 from hatch_modelpack.scanning import Global
 
-#: Modules whose globals are refused outright, with why (a prefix match on the module path).
+#: Modules whose globals are refused outright, with why (a prefix match on the full dotted path).
 DANGEROUS_MODULES: dict[str, str] = {
+    # running commands and code
     "os": "runs commands and touches files",
     "posix": "runs commands and touches files",
     "nt": "runs commands and touches files",
@@ -32,37 +51,79 @@ DANGEROUS_MODULES: dict[str, str] = {
     "_posixsubprocess": "runs commands",
     "pty": "spawns processes",
     "sys": "changes the interpreter (modules, paths, hooks)",
+    "builtins": "is a builtin outside the plain data types (eval, exec, open, __import__ live there)",
     "importlib": "imports arbitrary code",
+    "_imp": "imports arbitrary code",
+    "imp": "imports arbitrary code",
+    "pkgutil": "resolves any name to any object (resolve_name)",
+    "zipimport": "imports code from archives",
     "runpy": "runs modules as scripts",
     "code": "runs Python source",
     "codeop": "compiles Python source",
     "types": "builds functions and code objects from bytes",
     "marshal": "loads code objects",
+    "doctest": "runs code from strings",
+    "pydoc": "runs pagers and imports modules",
+    "IPython": "runs code cells",
+    "numexpr": "evaluates expression strings",
+    "sympy": "evaluates strings (sympify)",
+    "logging.config": "evaluates configuration and listens on sockets",
+    "mailcap": "runs the commands of mailcap entries",
+    "imaplib": "runs commands (IMAP4_stream)",
+    "lib2to3": "loads pickled grammars",
+    "venv": "creates environments and runs pip",
+    "ensurepip": "runs pip",
+    "pip": "installs packages",
+    "setuptools": "runs build commands",
+    "distutils": "runs build commands",
+    # deserialisers that would run a nested payload the scan cannot see
     "pickle": "unpickles nested payloads the scan cannot see",
     "_pickle": "unpickles nested payloads the scan cannot see",
+    "copyreg": "rewires the unpickler",  # its object constructors are in SAFE_NAMES
     "dill": "unpickles code",
     "cloudpickle": "unpickles code",
+    "jsonpickle": "unpickles objects from JSON",
     "shelve": "unpickles stored objects",
+    "yaml": "constructs arbitrary objects (yaml.load)",
+    "torch.serialization": "unpickles files",
+    "torch.hub": "downloads and runs code",
+    "joblib": "loads files and runs parallel jobs (only joblib.numpy_pickle.NumpyArrayWrapper is safe)",
+    # the system: network, files, processes, native code
     "socket": "opens network connections",
+    "_socket": "opens network connections",
+    "ssl": "opens network connections",
     "http": "makes network requests",
     "urllib": "makes network requests",
     "requests": "makes network requests",
     "ftplib": "makes network requests",
+    "telnetlib": "makes network requests",
+    "xmlrpc": "makes network requests",
     "smtplib": "sends mail",
     "webbrowser": "starts programs",
+    "antigravity": "starts a web browser",
     "shutil": "copies and deletes files",
     "tempfile": "creates files",
     "pathlib": "reads and writes files",
     "io": "opens files",
     "_io": "opens files",
+    "codecs": "opens files (codecs.open)",
+    "fileinput": "reads files",
     "glob": "lists files",
     "zipfile": "reads and writes archives",
     "tarfile": "reads and writes archives",
+    "mmap": "maps files",
+    "fcntl": "controls file descriptors",
+    "resource": "changes process limits",
     "ctypes": "calls native code",
     "_ctypes": "calls native code",
+    "cffi": "calls native code",
     "multiprocessing": "starts processes",
+    "concurrent": "starts processes and threads",
     "threading": "starts threads",
+    "_thread": "starts threads",
     "signal": "changes signal handlers",
+    "atexit": "registers code to run at exit",
+    "faulthandler": "writes to file descriptors",
     "asyncio": "starts event loops and subprocesses",
     "operator": "calls arbitrary methods (attrgetter, methodcaller)",
     "functools": "wraps calls to hide them (partial, reduce)",
@@ -75,59 +136,124 @@ DANGEROUS_MODULES: dict[str, str] = {
     "inspect": "reaches into frames and modules",
     "gc": "reaches into every live object",
     "sqlite3": "opens databases",
+    # the dangerous corners of the scientific stack
     "numpy.testing": "runstring executes code",
+    "numpy._pytesttester": "runs the test suite",
     "numpy.f2py": "compiles and imports code",
     "numpy.distutils": "runs build commands",
     "numpy.ctypeslib": "loads native libraries",
     "numpy.lib.npyio": "loads files, pickles included",
     "numpy.lib._npyio_impl": "loads files, pickles included",
     "numpy.lib.format": "loads files, pickles included",
+    "numpy.lib._datasource": "opens files and URLs",
+    "numpy.core.memmap": "maps files",
+    "numpy._core.memmap": "maps files",
     "pandas.io": "reads files and unpickles them",
     "pandas.core.computation": "evaluates expression strings",
+    "pandas.plotting": "imports a backend module named by a string",
+    "pandas.testing": "runs test helpers (round-trips through pickle)",
+    "pandas._testing": "runs test helpers (round-trips through pickle)",
+    "pandas.util._tester": "runs the test suite",
+    "pandas._config": "changes process-wide settings",
     "scipy.io": "reads and writes files",
+    "scipy.datasets": "downloads files",
+    "scipy._lib._testutils": "runs the test suite",
     "sklearn.datasets": "downloads and reads files",
     "sklearn.utils._testing": "runs test helpers",
-    "joblib": "loads files and runs parallel jobs (only joblib.numpy_pickle.NumpyArrayWrapper is safe)",
-    "torch.hub": "downloads and runs code",
+    "sklearn.utils.estimator_checks": "runs test helpers",
+    "sklearn.utils._joblib": "re-exports joblib's load, dump and Parallel",
+    "statsmodels.iolib": "reads files and unpickles them",
+    "statsmodels.datasets": "downloads files",
+    "imblearn.datasets": "downloads files",
+    "catboost.datasets": "downloads files",
+    "xgboost.tracker": "opens network services",
+    "xgboost.collective": "opens network connections",
+    "xgboost.dask": "connects to clusters",
+    "xgboost.spark": "connects to clusters",
+    "xgboost.testing": "runs test helpers",
+    "lightgbm.dask": "connects to clusters",
 }
 
 #: Single globals refused outright, with why.
 DANGEROUS_NAMES: dict[str, str] = {
-    "builtins.eval": "evaluates Python source",
-    "builtins.exec": "executes Python source",
-    "builtins.compile": "compiles Python source",
-    "builtins.open": "opens files",
-    "builtins.__import__": "imports arbitrary modules",
-    "builtins.getattr": "reaches any attribute of any object, os.system included",
-    "builtins.setattr": "changes any attribute of any object",
-    "builtins.delattr": "changes any object",
-    "builtins.globals": "reaches the interpreter's globals",
-    "builtins.locals": "reaches the interpreter's frames",
-    "builtins.vars": "reaches any object's namespace",
-    "builtins.input": "reads from the terminal",
-    "builtins.breakpoint": "starts the debugger",
-    "builtins.exit": "exits the process",
-    "builtins.quit": "exits the process",
-    "builtins.help": "starts the pager",
-    "builtins.memoryview": "reaches raw memory",
-    "builtins.type": "creates classes at load time",
-    "builtins.object.__reduce_ex__": "reaches reduction machinery",
-    "numpy.load": "loads files, pickles included",
     "numpy.save": "writes files",
     "numpy.savez": "writes files",
     "numpy.savez_compressed": "writes files",
     "numpy.savetxt": "writes files",
     "numpy.loadtxt": "reads files",
     "numpy.genfromtxt": "reads files",
-    "numpy.fromfile": "reads files",
-    "numpy.memmap": "maps files",
+    "numpy.DataSource": "opens files and URLs",
+    "numpy.test": "runs the test suite",
     "pandas.eval": "evaluates expression strings",
-    "pandas.read_pickle": "unpickles files",
-    "copyreg.add_extension": "rewires the unpickler",
-    "copyreg.pickle": "rewires pickling",
+    "pandas.to_pickle": "writes pickles",
+    "pandas.HDFStore": "opens files",
+    "pandas.ExcelFile": "opens files",
+    "pandas.ExcelWriter": "writes files",
+    "pandas.set_option": "changes process-wide settings",
+    "pandas.test": "runs the test suite",
+    "scipy.test": "runs the test suite",
+    "sklearn.set_config": "changes process-wide settings",
+    "torch.load": "unpickles files",
 }
-# The unpickler's own helpers that a pickle of a Python 2 name also reaches.
-DANGEROUS_NAMES.update({"__builtin__." + k.split(".", 1)[1]: v for k, v in list(DANGEROUS_NAMES.items()) if k.startswith("builtins.")})
+
+#: Attribute names refused in any module, with why: modules re-export them under innocent paths.
+DANGEROUS_ATTRIBUTES: dict[str, str] = {
+    "system": "runs shell commands",
+    "popen": "runs shell commands",
+    "getoutput": "runs shell commands",
+    "getstatusoutput": "runs shell commands",
+    "check_output": "runs commands",
+    "check_call": "runs commands",
+    "eval": "evaluates Python source",
+    "exec": "executes Python source",
+    "execfile": "executes Python files",
+    "compile": "compiles Python source",
+    "import_module": "imports arbitrary modules",
+    "__import__": "imports arbitrary modules",
+    "resolve_name": "resolves any name to any object",
+    "getattr": "reaches any attribute of any object, os.system included",
+    "setattr": "changes any attribute of any object",
+    "delattr": "changes any object",
+    "breakpoint": "starts the debugger",
+    "set_trace": "starts the debugger",
+    "open": "opens files",
+    "load": "loads files, pickles included",
+    "loads": "deserialises bytes, pickles included",
+    "load_pickle": "unpickles files",
+    "read_pickle": "unpickles files",
+    "to_pickle": "writes pickles",
+    "fromfile": "reads files",
+    "tofile": "writes files",
+    "fromregex": "reads files",
+    "memmap": "maps files",
+    "open_memmap": "maps files",
+    "urlopen": "makes network requests",
+    "urlretrieve": "downloads files",
+    "runstring": "executes code strings",
+    "run_module": "runs modules as scripts",
+    "run_path": "runs files as scripts",
+    "findmatch": "runs mailcap commands",
+}
+#: Attribute-name prefixes refused in any module: ``read_csv``/``read_sql`` (files, URLs, databases),
+#: ``spawnv``, ``execvp``, ``popen2``.
+DANGEROUS_ATTRIBUTE_PREFIXES: dict[str, str] = {
+    "read_": "reads files, URLs or databases",
+    "spawn": "starts processes",
+    "exec": "runs programs or code",
+    "popen": "runs shell commands",
+}
+
+#: Dangerous modules by the names other modules import them under: ``collections._sys`` *is* sys.
+MODULE_ALIASES: frozenset[str] = frozenset(
+    {
+        "os", "_os", "posix", "nt", "sys", "_sys", "subprocess", "_subprocess", "_posixsubprocess",
+        "builtins", "importlib", "_imp", "imp", "pkgutil", "runpy", "marshal", "pickle", "_pickle",
+        "cPickle", "dill", "cloudpickle", "shelve", "shutil", "socket", "_socket", "ctypes", "_ctypes",
+        "pty", "webbrowser", "multiprocessing", "asyncio", "io", "_io", "codecs", "tempfile",
+        "pathlib", "operator", "functools", "threading", "_thread", "signal", "inspect", "gc",
+        "joblib", "urllib", "http", "requests",
+    }
+)  # fmt: skip
 
 #: Modules whose globals a scikit-learn-era model legitimately references (prefix match).
 SAFE_MODULES: tuple[str, ...] = (
@@ -141,15 +267,10 @@ SAFE_MODULES: tuple[str, ...] = (
     "imblearn",
     "statsmodels",
     "category_encoders",
-    "collections",
     "datetime",
     "decimal",
     "fractions",
-    "_codecs",  # only encode is reached in practice; see SAFE_NAMES for the others
     "pytz",
-    "zoneinfo",
-    "uuid",
-    "enum",
 )
 
 #: Single globals outside SAFE_MODULES that plain pickles of ordinary data use.
@@ -161,6 +282,17 @@ SAFE_NAMES: frozenset[str] = frozenset(
         "copyreg.__newobj_ex__",
         "_codecs.encode",
         "re._compile",
+        "collections.OrderedDict",
+        "collections.defaultdict",
+        "collections.deque",
+        "collections.Counter",
+        "collections.ChainMap",
+        "collections.UserDict",
+        "collections.UserList",
+        "collections.UserString",
+        "uuid.UUID",
+        "uuid.SafeUUID",
+        "zoneinfo.ZoneInfo",
         "builtins.set",
         "builtins.frozenset",
         "builtins.slice",
@@ -178,15 +310,8 @@ SAFE_NAMES: frozenset[str] = frozenset(
         "builtins.bool",
         "builtins.NotImplemented",
         "builtins.Ellipsis",
-        "__builtin__.set",
-        "__builtin__.frozenset",
-        "__builtin__.object",
-        "__builtin__.slice",
-        "__builtin__.complex",
     }
 )
-# _codecs' module entry is only for encode: everything else in _codecs is refused below.
-_CODECS_ALLOWED = {"_codecs.encode"}
 
 
 @dataclass(frozen=True)
@@ -205,44 +330,69 @@ def _module_match(module: str, prefix: str) -> bool:
 def _allowed_by_user(g: Global, allow: Iterable[str]) -> bool:
     full = str(g)
     for pattern in allow:
-        if pattern.endswith(".*"):
-            if _module_match(g.module, pattern[:-2]):
-                return True
-        elif pattern == full:
+        if pattern == full:
+            return True
+        if pattern.endswith(".*") and "." not in g.name and _module_match(g.module, pattern[:-2]):
             return True
     return False
+
+
+def _always_refused(g: Global) -> str | None:
+    """Why ``g`` is dangerous whatever the configuration says, or None."""
+    full = str(g)
+    segments = g.name.split(".")
+    last = segments[-1]
+    if full in DANGEROUS_NAMES:
+        return DANGEROUS_NAMES[full]
+    if last in DANGEROUS_ATTRIBUTES:
+        return DANGEROUS_ATTRIBUTES[last]
+    for prefix, reason in DANGEROUS_ATTRIBUTE_PREFIXES.items():
+        if last.startswith(prefix):
+            return reason
+    for prefix, reason in DANGEROUS_MODULES.items():
+        if _module_match(full, prefix):
+            return reason
+    for seg in segments:
+        if seg.startswith("__") and seg.endswith("__"):
+            return f"reaches the special attribute {seg}"
+        if seg in MODULE_ALIASES:
+            return f"reaches the {seg} module through an attribute"
+    if g.module == "_codecs":
+        return "is a codec internal outside _codecs.encode"
+    if g.module == "__main__":
+        return (
+            "is defined in the training script's __main__, which a service cannot import; move it into "
+            "your package (or a module you ship) and retrain"
+        )
+    return None
 
 
 def check_global(g: Global, package: str, allow: Iterable[str]) -> Finding | None:
     """None when ``g`` may be imported by the package's loader, otherwise why not."""
     full = str(g)
-    if full in DANGEROUS_NAMES:
-        return Finding(full, DANGEROUS_NAMES[full], overridable=False)
-    if full not in SAFE_NAMES:
-        for prefix, reason in DANGEROUS_MODULES.items():
-            if _module_match(g.module, prefix):
-                return Finding(full, reason, overridable=False)
-    if g.module in {"builtins", "__builtin__"} and full not in SAFE_NAMES:
-        return Finding(full, "is a builtin outside the small set of plain data types", overridable=False)
-    if g.module == "_codecs" and full not in _CODECS_ALLOWED:
-        return Finding(full, "is a codec internal outside _codecs.encode", overridable=False)
+    if full in SAFE_NAMES and "." not in g.name:
+        return None
+    reason = _always_refused(g)
+    if reason is not None:
+        return Finding(full, reason, overridable=False)
     if _allowed_by_user(g, allow):
         return None
-    if _module_match(g.module, package):
-        return None
-    if full in SAFE_NAMES or any(_module_match(g.module, m) for m in SAFE_MODULES):
-        return None
-    if g.module == "__main__":
+    if "." in g.name:
         return Finding(
             full,
-            "is defined in the training script's __main__, which a service cannot import; move it into "
-            "your package (or a module you ship) and retrain",
-            overridable=False,
+            f"reaches the attribute {g.name!r} of {g.module} (a method or a nested class); methods of allowed "
+            "classes can write files or evaluate strings, so only an exact allow-globals entry admits one",
+            overridable=True,
         )
+    if _module_match(g.module, package):
+        return None
+    if any(_module_match(g.module, m) for m in SAFE_MODULES):
+        return None
     return Finding(full, "is outside the scientific stack and outside this package", overridable=True)
 
 
 def check_globals(globals_: Iterable[Global], package: str, allow: Iterable[str]) -> list[Finding]:
+    """Every refused global, sorted by name."""
     allow = list(allow)
     findings = [check_global(g, package, allow) for g in sorted(globals_, key=str)]
     return [f for f in findings if f is not None]

@@ -3,15 +3,31 @@
 The build must know what a pickle will import (for the safety check and to infer run-time
 requirements) and what versions it records (scikit-learn writes ``_sklearn_version`` into every
 estimator's state), but unpickling at build time would run the artifact's code on the build machine.
-So this module walks the opcodes with :mod:`pickletools`' opcode table and evaluates them on a
-*symbolic* stack: constants stay constants, containers stay containers, and every global or call
-becomes an inert record. Nothing is imported and nothing is called.
+So this module walks the opcodes (the opcode table and argument readers of :mod:`pickletools`) and
+evaluates them on a *symbolic* stack: constants stay constants, containers stay containers, and every
+global or call becomes an inert record. Nothing is imported and nothing is called.
+
+It reads the stream the way the unpickler will, not the way a well-behaved pickler writes it:
+
+- globals are resolved as ``find_class`` does: Python 2 names are mapped to Python 3 ones for
+  protocols below 3 (``commands.getoutput`` *is* ``subprocess.getoutput``), and dotted names
+  (``numpy`` + ``testing.runstring``) are kept whole so the policy sees the full attribute path;
+- strings and module names reach ``STACK_GLOBAL`` through a real memo (``PUT``/``MEMOIZE``/``GET``);
+- only a global may be called (``REDUCE``, ``NEWOBJ``, ``OBJ``, ``INST``): calling the result of a
+  call (a method fetched by ``getattr``, a ``functools.partial``) cannot be followed statically;
+- ``BUILD`` and the container opcodes must act on an object the stream created: ``BUILD`` on a
+  global is ``setattr`` on a class or module (monkey-patching, the trick behind modelscan#85);
+- bytes that hold a nested pickle (also ``_codecs.encode(..., "latin1")`` in protocol 0-2) are
+  scanned too, and their globals count like the outer ones.
 
 joblib interleaves raw array buffers with the pickle stream: after the ``BUILD`` of a
 ``NumpyArrayWrapper`` the unpickler reads the array bytes (or a nested pickle for object arrays)
-straight from the file. The scanner knows that layout, computes the buffer size from the wrapper's
-``shape`` and ``dtype`` and skips it, so a multi-gigabyte forest is scanned at the speed of its
-opcodes, not its bytes. Compressed joblib files are read through streaming decompressors.
+straight from the file, *outside* pickle's framing. The scanner knows that layout, computes the
+buffer size from the wrapper's ``shape`` and ``dtype`` exactly as numpy will, and skips it, so a
+multi-gigabyte forest is scanned at the speed of its opcodes, not its bytes. Anything that could make
+joblib read a buffer the scanner does not (a wrapper passed to a call before its ``BUILD``, a buffer
+inside a pickle frame, the wrapper class reached under another name) fails the scan. Compressed joblib
+files are read through streaming decompressors, and bytes after the compressed stream are refused.
 
 The scanner fails closed: an opcode, protocol, structure or size it cannot account for raises
 :class:`~hatch_modelpack.errors.ScanError`; it never returns a result for a stream it did not read
@@ -20,8 +36,9 @@ to the end.
 
 from __future__ import annotations
 
+import _compat_pickle
 import bz2
-import gzip
+import contextlib
 import io
 import lzma
 import os
@@ -38,16 +55,21 @@ from hatch_modelpack.errors import ScanError
 
 #: Byte strings longer than this are skipped, not held in memory (array buffers in plain pickles).
 INLINE_BYTES_LIMIT = 1 << 20
-#: A protocol-0 text line longer than this is not something a real pickler writes.
-LINE_LIMIT = 1 << 16
-#: Chunk size for skipping through compressed streams.
+#: A protocol-0 text line longer than this is refused (protocol 0 writes arrays as one text line).
+LINE_LIMIT = 1 << 24
+#: Chunk size for reading and skipping through compressed streams.
 SKIP_CHUNK = 1 << 20
+#: Pickles nested in bytes deeper than this are refused.
+NESTING_LIMIT = 4
 
 _OPCODES = {op.code.encode("latin-1"): op for op in pickletools.opcodes}
-_JOBLIB_WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
-_OLD_JOBLIB_WRAPPERS = {("joblib.numpy_pickle", "NDArrayWrapper"), ("joblib.numpy_pickle", "ZNDArrayWrapper")}
-_DTYPE_GLOBALS = {("numpy", "dtype"), ("numpy.core.multiarray", "dtype"), ("numpy._core.multiarray", "dtype")}
+_JOBLIB_WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
+_OLD_JOBLIB_WRAPPERS = {"joblib.numpy_pickle.NDArrayWrapper", "joblib.numpy_pickle.ZNDArrayWrapper"}
+_WRAPPER_NAMES = {"NumpyArrayWrapper", "NDArrayWrapper", "ZNDArrayWrapper"}
+_COPYREG_CONSTRUCTORS = {"copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__"}
+_DTYPE_GLOBALS = {"numpy.dtype", "numpy.core.multiarray.dtype", "numpy._core.multiarray.dtype"}
 _DTYPE_STR = re.compile(r"^[<>|=]?([a-zA-Z])(\d*)$")
+_LATIN1 = {"latin1", "latin-1", "latin_1", "iso-8859-1", "iso8859-1", "iso_8859_1", "l1"}
 
 # Magic numbers joblib uses to pick a decompressor (joblib/compressor.py).
 _COMPRESSIONS: tuple[tuple[bytes, str], ...] = (
@@ -67,7 +89,7 @@ _COMPRESSIONS: tuple[tuple[bytes, str], ...] = (
 
 @dataclass(frozen=True)
 class Global:
-    """A global the unpickler would import: ``module.name``."""
+    """A global the unpickler would import: ``module.name`` (``name`` may be dotted)."""
 
     module: str
     name: str
@@ -78,9 +100,9 @@ class Global:
 
 @dataclass(eq=False)
 class Call:
-    """The result of calling (``REDUCE``, ``NEWOBJ``, ``OBJ``, ``INST``) something; never evaluated."""
+    """The result of calling (``REDUCE``, ``NEWOBJ``, ``OBJ``, ``INST``) a global; never evaluated."""
 
-    func: Any
+    func: Global
     args: Any
     state: Any = None
 
@@ -115,6 +137,8 @@ class ScanResult:
     globals: set[Global] = field(default_factory=set)
     recorded_versions: dict[str, set[str]] = field(default_factory=dict)
     arrays_skipped: int = 0
+    nested_pickles: int = 0
+    opcodes: int = 0
 
     def global_names(self) -> list[str]:
         return sorted(str(g) for g in self.globals)
@@ -125,25 +149,36 @@ class ScanResult:
 
 
 class _Stream:
-    """A read-only byte stream with exact reads, bounded lines and cheap forward skips."""
+    """A read-only byte stream with exact reads, bounded lines and cheap forward skips.
 
-    def __init__(self, raw: IO[bytes], size: int | None, what: str) -> None:
+    For an uncompressed file ``size`` is known: every read and skip is checked against it first, so
+    the scanner never asks for more than the file holds.
+    """
+
+    def __init__(self, raw: Any, size: int | None, what: str) -> None:
         self._raw = raw
-        self._size = size  # known for uncompressed files: skips are bounds-checked and seek
+        self._size = size
         self._pos = 0
         self.what = what
 
     def tell(self) -> int:
         return self._pos
 
+    @property
+    def size(self) -> int | None:
+        return self._size
+
+    def _check(self, n: int) -> None:
+        if self._size is not None and self._pos + n > self._size:
+            raise ScanError(
+                f"{self.what}: the stream needs {n} more bytes at offset {self._pos} but the file ends at "
+                f"{self._size}; the file is truncated or corrupt"
+            )
+
     def read(self, n: int = -1) -> bytes:
         if n < 0:
             raise ScanError(f"{self.what}: unbounded read requested")
-        if self._size is not None and self._pos + n > self._size:
-            raise ScanError(
-                f"{self.what}: the stream claims {n} more bytes at offset {self._pos} but the file ends "
-                f"at {self._size}; the file is truncated or corrupt"
-            )
+        self._check(n)
         data = self._raw.read(n)
         self._pos += len(data)
         return data
@@ -154,13 +189,18 @@ class _Stream:
             raise ScanError(f"{self.what}: the stream ends early at offset {self._pos}; the file is truncated")
         return data
 
-    def readline(self, limit: int = -1) -> bytes:  # noqa: ARG002 - pickletools calls readline()
-        line = self._raw.readline(LINE_LIMIT + 1)
+    def readline(self, limit: int = -1) -> bytes:
+        """One line, bounded by LINE_LIMIT and the file's size (``limit`` is ignored)."""
+        cap = LINE_LIMIT + 1
+        if self._size is not None:
+            cap = min(cap, self._size - self._pos)
+        line = self._raw.readline(cap)
         self._pos += len(line)
         if len(line) > LINE_LIMIT:
-            raise ScanError(f"{self.what}: a text opcode argument is longer than {LINE_LIMIT} bytes")
-        if self._size is not None and self._pos > self._size:
-            raise ScanError(f"{self.what}: read past the end of the file")
+            raise ScanError(
+                f"{self.what}: a protocol-0 text argument is longer than {LINE_LIMIT} bytes; save the model "
+                "with a binary pickle protocol (2 or higher)"
+            )
         return line
 
     def skip(self, n: int) -> None:
@@ -199,6 +239,66 @@ def detect_compression(head: bytes) -> str | None:
     return None
 
 
+class _Inflate(io.RawIOBase):
+    """One compressed stream, decompressed incrementally; corrupt input and trailing bytes fail closed.
+
+    joblib writes exactly one stream; whatever follows it is never read by ``joblib.load``, so it is
+    refused rather than ignored (the stdlib file classes silently skip trailing garbage).
+    """
+
+    def __init__(self, fh: IO[bytes], compression: str, what: str) -> None:
+        self._fh = fh
+        self._what = what
+        self._zlib = compression in ("gzip", "zlib")
+        if compression == "gzip":
+            self._dec: Any = zlib.decompressobj(31)
+        elif compression == "zlib":
+            self._dec = zlib.decompressobj()
+        elif compression == "bz2":
+            self._dec = bz2.BZ2Decompressor()
+        elif compression == "xz":
+            self._dec = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+        else:
+            self._dec = lzma.LZMADecompressor(format=lzma.FORMAT_ALONE)
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def _more(self, want: int) -> bytes:
+        if self._zlib:
+            data = self._dec.unconsumed_tail or self._fh.read(SKIP_CHUNK)
+        else:
+            data = self._fh.read(SKIP_CHUNK) if self._dec.needs_input else b""
+        if not data and (self._zlib or self._dec.needs_input):
+            raise ScanError(f"{self._what}: the compressed stream is truncated")
+        try:
+            return self._dec.decompress(data, want)
+        except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError) as exc:
+            raise ScanError(f"{self._what}: the compressed stream is corrupt ({exc})") from None
+
+    def readinto(self, b: Any) -> int:
+        want = len(b)
+        idle = 0
+        while not self._done:
+            if self._dec.eof:
+                self._done = True
+                if self._dec.unused_data or self._fh.read(1):
+                    raise ScanError(
+                        f"{self._what}: there are bytes after the end of the compressed stream; joblib never "
+                        "reads them, so the file is corrupt or was tampered with"
+                    )
+                break
+            out = self._more(want)
+            if out:
+                b[: len(out)] = out
+                return len(out)
+            idle += 1
+            if idle > 64:
+                raise ScanError(f"{self._what}: the decompressor makes no progress; the stream is corrupt")
+        return 0
+
+
 def _open_stream(path: Path, what: str) -> tuple[_Stream, str | None, IO[bytes]]:
     fh = open(path, "rb")  # noqa: SIM115 - closed by the caller
     try:
@@ -208,81 +308,21 @@ def _open_stream(path: Path, what: str) -> tuple[_Stream, str | None, IO[bytes]]
         size = os.fstat(fh.fileno()).st_size
         if compression is None:
             return _Stream(fh, size, what), None, fh
-        raw: Any
-        if compression == "gzip":
-            raw = gzip.GzipFile(fileobj=fh, mode="rb")
-        elif compression == "bz2":
-            raw = bz2.BZ2File(fh, mode="rb")
-        elif compression == "xz":
-            raw = lzma.LZMAFile(fh, mode="rb", format=lzma.FORMAT_XZ)
-        elif compression == "lzma":
-            raw = lzma.LZMAFile(fh, mode="rb", format=lzma.FORMAT_ALONE)
-        elif compression == "zlib":
-            raw = io.BufferedReader(_ZlibStream(fh), buffer_size=SKIP_CHUNK)
-        elif compression == "lz4":
+        if compression == "lz4":
             raise ScanError(
                 f"{what}: the file is compressed with lz4, which the scanner cannot read without the lz4 "
                 "package; save it with compress=('zlib', 3) or uncompressed instead"
             )
-        else:
+        if compression == "joblib-zfile":
             raise ScanError(
                 f"{what}: the file uses the joblib format from before joblib 0.10 (a 'ZF' header), which "
                 "the scanner does not read; load and re-save it with a current joblib"
             )
-        return _Stream(_Decompressing(raw, what), None, what), compression, fh
+        raw = io.BufferedReader(_Inflate(fh, compression, what), buffer_size=SKIP_CHUNK)
+        return _Stream(raw, None, what), compression, fh
     except BaseException:
         fh.close()
         raise
-
-
-class _ZlibStream(io.RawIOBase):
-    """A raw zlib stream (what joblib's ``compress='zlib'`` writes), decompressed incrementally."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        self._raw = raw
-        self._dec = zlib.decompressobj()
-        self._buf = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        while not self._buf:
-            if self._dec.eof:
-                return 0
-            data = self._dec.unconsumed_tail or self._raw.read(SKIP_CHUNK)
-            if not data:
-                raise ScanError("the zlib stream is truncated")
-            try:
-                self._buf = self._dec.decompress(data, SKIP_CHUNK)
-            except zlib.error as exc:
-                raise ScanError(f"the zlib stream is corrupt ({exc})") from None
-        n = min(len(b), len(self._buf))
-        b[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
-
-
-class _Decompressing:
-    """Turns decompressor errors into ScanError so corrupt streams fail closed with a clear message."""
-
-    def __init__(self, raw: Any, what: str) -> None:
-        self._raw = raw
-        self._what = what
-
-    def _call(self, fn: Any, *args: Any) -> bytes:
-        try:
-            return fn(*args)
-        except ScanError as exc:
-            raise ScanError(f"{self._what}: {exc}") from None
-        except (OSError, EOFError, lzma.LZMAError, zlib.error, ValueError) as exc:
-            raise ScanError(f"{self._what}: the compressed stream is corrupt or truncated ({exc})") from None
-
-    def read(self, n: int) -> bytes:
-        return self._call(self._raw.read, n)
-
-    def readline(self, limit: int) -> bytes:
-        return self._call(self._raw.readline, limit)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -298,16 +338,130 @@ _SIZED = {
     "BINSTRING": ("<i", "bytes"),
     "LONG4": ("<i", "long"),
 }
+_CONSTANTS = frozenset(
+    {
+        "INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT",
+        "STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE",
+        "BINUNICODE8", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8",
+    }
+)  # fmt: skip
+
+
+def _looks_like_pickle(data: bytes) -> bool:
+    """A bytes value that a later ``pickle.loads`` could run: protocol 2+ header and a final STOP."""
+    return len(data) >= 4 and data[:1] == b"\x80" and 2 <= data[1] <= 5 and data[-1:] == b"."
 
 
 class _Machine:
-    def __init__(self, stream: _Stream, result: ScanResult) -> None:
+    """Evaluates one pickle (up to its STOP) on symbolic values."""
+
+    def __init__(self, stream: _Stream, result: ScanResult, *, joblib: bool, depth: int = 0) -> None:
         self.s = stream
         self.r = result
         self.what = stream.what
+        self.joblib = joblib  # NumpyUnpickler semantics (array buffers follow wrapper BUILDs)
+        self.depth = depth
+        self.proto = 0  # the unpickler's idea of the protocol: set by PROTO, drives name mapping
+        self.frame_end = 0
+        # Unbuilt or built NumpyArrayWrapper instances, and containers/objects that hold one.
+        self._wrappers: dict[int, Any] = {}
+        self._tainted: dict[int, Any] = {}
 
     def fail(self, msg: str) -> ScanError:
         return ScanError(f"{self.what}: {msg} (at offset {self.s.tell()}); the scanner fails closed")
+
+    # -- globals ---------------------------------------------------------------------------------
+
+    def resolve(self, module: Any, name: Any) -> Global:
+        """The global ``find_class(module, name)`` imports, recorded for the policy check."""
+        if not isinstance(module, str) or not isinstance(name, str):
+            raise self.fail("a global is named by something other than constant strings")
+        if not module or not name:
+            raise self.fail("a global with an empty module or name")
+        if self.proto < 3:  # the unpickler's fix_imports (pickle.Unpickler's default)
+            if (module, name) in _compat_pickle.NAME_MAPPING:
+                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+            elif module in _compat_pickle.IMPORT_MAPPING:
+                module = _compat_pickle.IMPORT_MAPPING[module]
+        g = Global(module, name)
+        self.r.globals.add(g)
+        full = str(g)
+        if full in _OLD_JOBLIB_WRAPPERS:
+            raise ScanError(
+                f"{self.what}: the file uses joblib's format from before 0.10, which keeps arrays in "
+                "separate .npy files; load and re-save it with a current joblib"
+            )
+        if name.rsplit(".", 1)[-1] in _WRAPPER_NAMES and full != _JOBLIB_WRAPPER:
+            raise self.fail(f"joblib's array wrapper is reached under another name ({full})")
+        return g
+
+    # -- joblib array wrappers -------------------------------------------------------------------
+
+    def _is_wrapper_call(self, func: Global, args: Any) -> bool:
+        full = str(func)
+        if full == _JOBLIB_WRAPPER:
+            return True
+        if full in _COPYREG_CONSTRUCTORS and isinstance(args, tuple) and args:
+            return isinstance(args[0], Global) and str(args[0]) == _JOBLIB_WRAPPER
+        return False
+
+    def _tainted_value(self, v: Any) -> bool:
+        return id(v) in self._wrappers or id(v) in self._tainted
+
+    def _taint_if(self, target: Any, values: Any) -> None:
+        if any(self._tainted_value(v) for v in values):
+            self._tainted[id(target)] = target
+
+    def make_call(self, func: Any, args: Any, how: str) -> Call:
+        if not isinstance(func, Global):
+            what = "the result of another call" if isinstance(func, Call) else type(func).__name__
+            raise self.fail(f"{how} calls {what}, not a global; the scanner cannot tell what that runs")
+        if self._tainted_value(args) or (isinstance(args, tuple) and any(self._tainted_value(a) for a in args)):
+            raise self.fail(
+                f"{how} passes a joblib array wrapper to {func}; joblib would read an array buffer the "
+                "scanner cannot place"
+            )
+        if str(func) == "_codecs.encode" and isinstance(args, tuple) and len(args) == 2:
+            text, encoding = args
+            if isinstance(text, str) and isinstance(encoding, str) and encoding.lower() in _LATIN1:
+                with contextlib.suppress(UnicodeEncodeError):
+                    self._nested(text.encode("latin-1"))
+        call = Call(func, args)
+        if self._is_wrapper_call(func, args):
+            if not self.joblib:
+                if self.r.kind == "joblib":
+                    raise self.fail("a joblib array wrapper inside a nested pickle, which plain pickle.load reads")
+                raise ScanError(
+                    f"{self.what}: was written by joblib.dump (it holds joblib array wrappers), so pickle.load "
+                    'cannot read it; declare format = "joblib" or give it the .joblib suffix'
+                )
+            self._wrappers[id(call)] = call
+        return call
+
+    def _nested(self, data: bytes) -> None:
+        """Scan bytes that hold a pickle: a later loads() of them runs their globals too."""
+        if not _looks_like_pickle(data):
+            return
+        if self.depth >= NESTING_LIMIT:
+            raise self.fail(f"pickles nested in bytes more than {NESTING_LIMIT} levels deep")
+        where = f"{self.what} (a pickle nested in bytes before offset {self.s.tell()})"
+        inner = _Stream(io.BytesIO(data), len(data), where)
+        _Machine(inner, self.r, joblib=False, depth=self.depth + 1).run()
+        self.r.nested_pickles += 1
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def _read_line_pair(self, name: str) -> tuple[str, str]:
+        parts = []
+        for _ in range(2):
+            line = self.s.readline()
+            if not line.endswith(b"\n"):
+                raise self.fail(f"{name} argument is not terminated by a newline")
+            try:
+                parts.append(line[:-1].decode("utf-8"))
+            except UnicodeDecodeError:
+                raise self.fail(f"{name} argument is not UTF-8") from None
+        return parts[0], parts[1]
 
     def run(self) -> None:
         """Read one pickle, up to and including its STOP opcode."""
@@ -333,17 +487,12 @@ class _Machine:
                 raise self.fail("stack underflow")
             return stack[-1]
 
-        def add_global(module: Any, name: Any) -> Global:
-            if not isinstance(module, str) or not isinstance(name, str):
-                raise self.fail("a global is named by something other than constant strings")
-            g = Global(module, name)
-            self.r.globals.add(g)
-            if (module, name) in _OLD_JOBLIB_WRAPPERS:
-                raise ScanError(
-                    f"{self.what}: the file uses joblib's format from before 0.10, which keeps arrays in "
-                    "separate .npy files; load and re-save it with a current joblib"
-                )
-            return g
+        def container(name: str, allowed: tuple[type, ...]) -> Any:
+            target = top()
+            if not isinstance(target, allowed):
+                kind = f"the global {target}" if isinstance(target, Global) else type(target).__name__
+                raise self.fail(f"{name} modifies {kind}, not a container or object the stream created")
+            return target
 
         while True:
             code = self.s.read(1)
@@ -352,9 +501,12 @@ class _Machine:
             op = _OPCODES.get(code)
             if op is None:
                 raise self.fail(f"unknown opcode byte {code!r}: this is not a pickle stream")
+            self.r.opcodes += 1
             name = op.name
             if name in _SIZED:
                 arg = self._read_sized(name)
+            elif name in ("GLOBAL", "INST"):
+                arg = self._read_line_pair(name)
             elif op.arg is None:
                 arg = None
             else:
@@ -362,20 +514,24 @@ class _Machine:
                     arg = op.arg.reader(self.s)
                 except ScanError:
                     raise
-                except (ValueError, struct.error, UnicodeDecodeError) as exc:
-                    raise self.fail(f"bad argument for {name} ({exc})") from None
+                except Exception as exc:  # pickletools' readers raise ValueError and friends on bad input
+                    raise self.fail(f"bad argument for {name} ({type(exc).__name__}: {exc})") from None
 
             if name == "PROTO":
                 if not 0 <= arg <= 5:
                     raise self.fail(f"unsupported pickle protocol {arg}")
+                self.proto = arg
                 self.r.protocol = max(self.r.protocol, arg)
             elif name == "FRAME":
-                pass  # framing is a buffering hint; opcodes continue inline
+                if self.s.tell() < self.frame_end:
+                    raise self.fail("a new frame starts before the current one ends")
+                if self.s.size is not None and self.s.tell() + arg > self.s.size:
+                    raise self.fail(f"a frame of {arg} bytes runs past the end of the file")
+                self.frame_end = self.s.tell() + arg
             elif name == "STOP":
-                value = pop()
+                pop()
                 if stack or metastack:
                     raise self.fail("values left on the stack at STOP")
-                self._after_build(value)  # no-op unless a wrapper is the whole pickle
                 return
             elif name == "MARK":
                 metastack.append(stack)
@@ -389,11 +545,9 @@ class _Machine:
                 pop_mark()
             elif name == "DUP":
                 stack.append(top())
-            elif name in {
-                "INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT",
-                "STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE",
-                "BINUNICODE8", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8",
-            }:  # fmt: skip
+            elif name in _CONSTANTS:
+                if isinstance(arg, bytes):
+                    self._nested(arg)
                 stack.append(arg)
             elif name == "NONE":
                 stack.append(None)
@@ -401,99 +555,111 @@ class _Machine:
                 stack.append(True)
             elif name == "NEWFALSE":
                 stack.append(False)
-            elif name in {"EMPTY_TUPLE"}:
+            elif name == "EMPTY_TUPLE":
                 stack.append(())
             elif name == "TUPLE":
                 items = pop_mark()
-                stack.append(tuple(items))
+                value = tuple(items)
+                self._taint_if(value, items)
+                stack.append(value)
             elif name in {"TUPLE1", "TUPLE2", "TUPLE3"}:
                 n = int(name[-1])
                 items = [pop() for _ in range(n)][::-1]
-                stack.append(tuple(items))
+                value = tuple(items)
+                self._taint_if(value, items)
+                stack.append(value)
             elif name == "EMPTY_LIST":
                 stack.append([])
             elif name == "LIST":
                 items = pop_mark()
+                self._taint_if(items, items)
                 stack.append(items)
             elif name == "APPEND":
                 v = pop()
-                lst = top()
-                if isinstance(lst, list):
-                    lst.append(v)
-                # Appending to a symbolic object calls its append/extend: the object's class is a
-                # global that the safety check sees, so nothing more to record.
+                target = container(name, (list, Call))
+                if isinstance(target, list):
+                    target.append(v)
+                self._taint_if(target, (v,))
             elif name == "APPENDS":
                 items = pop_mark()
-                lst = top()
-                if isinstance(lst, list):
-                    lst.extend(items)
+                target = container(name, (list, Call))
+                if isinstance(target, list):
+                    target.extend(items)
+                self._taint_if(target, items)
             elif name == "EMPTY_DICT":
                 stack.append(SDict())
             elif name == "DICT":
                 items = pop_mark()
                 if len(items) % 2:
                     raise self.fail("DICT with an odd number of items")
-                stack.append(SDict(list(zip(items[::2], items[1::2]))))
+                value = SDict(list(zip(items[::2], items[1::2], strict=True)))
+                self._taint_if(value, items)
+                stack.append(value)
             elif name == "SETITEM":
                 v = pop()
                 k = pop()
-                d = top()
-                if isinstance(d, SDict):
-                    d.items.append((k, v))
+                target = container(name, (SDict, Call))
+                if isinstance(target, SDict):
+                    target.items.append((k, v))
+                self._taint_if(target, (k, v))
             elif name == "SETITEMS":
                 items = pop_mark()
                 if len(items) % 2:
                     raise self.fail("SETITEMS with an odd number of items")
-                d = top()
-                if isinstance(d, SDict):
-                    d.items.extend(zip(items[::2], items[1::2]))
+                target = container(name, (SDict, Call))
+                if isinstance(target, SDict):
+                    target.items.extend(zip(items[::2], items[1::2], strict=True))
+                self._taint_if(target, items)
             elif name == "EMPTY_SET":
                 stack.append(Call(Global("builtins", "set"), ()))
             elif name == "ADDITEMS":
-                pop_mark()
-                top()
+                items = pop_mark()
+                target = container(name, (Call,))
+                self._taint_if(target, items)
             elif name == "FROZENSET":
                 items = pop_mark()
-                stack.append(Call(Global("builtins", "frozenset"), tuple(items)))
+                value = Call(Global("builtins", "frozenset"), tuple(items))
+                self._taint_if(value, items)
+                stack.append(value)
             elif name == "GLOBAL":
-                module, _, gname = str(arg).partition(" ")
-                stack.append(add_global(module, gname))
+                stack.append(self.resolve(*arg))
             elif name == "STACK_GLOBAL":
                 gname = pop()
                 module = pop()
-                stack.append(add_global(module, gname))
+                stack.append(self.resolve(module, gname))
             elif name == "INST":
-                module, _, gname = str(arg).partition(" ")
-                cls = add_global(module, gname)
+                cls = self.resolve(*arg)
                 items = pop_mark()
-                stack.append(Call(cls, tuple(items)))
+                stack.append(self.make_call(cls, tuple(items), name))
             elif name == "OBJ":
                 items = pop_mark()
                 if not items:
                     raise self.fail("OBJ without a class")
-                stack.append(Call(items[0], tuple(items[1:])))
+                stack.append(self.make_call(items[0], tuple(items[1:]), name))
             elif name == "REDUCE":
                 args = pop()
                 func = pop()
-                stack.append(Call(func, args))
+                stack.append(self.make_call(func, args, name))
             elif name == "NEWOBJ":
                 args = pop()
                 cls = pop()
-                stack.append(Call(cls, args))
+                stack.append(self.make_call(cls, args, name))
             elif name == "NEWOBJ_EX":
                 kwargs = pop()
                 args = pop()
                 cls = pop()
-                stack.append(Call(cls, (args, kwargs)))
+                if self._tainted_value(kwargs):
+                    raise self.fail("NEWOBJ_EX passes a joblib array wrapper as a keyword argument")
+                stack.append(self.make_call(cls, args, name))
             elif name == "BUILD":
                 state = pop()
-                obj = top()
-                if isinstance(obj, Call):
-                    obj.state = state
+                obj = container(name, (Call,))
+                if self._tainted_value(state):
+                    raise self.fail("BUILD hands a joblib array wrapper to another object's state")
+                obj.state = state
                 self._record_state(state)
-                replacement = self._after_build(obj)
-                if replacement is not None:
-                    stack[-1] = replacement
+                if id(obj) in self._wrappers:
+                    stack[-1] = self._read_array(obj)
             elif name in {"PUT", "BINPUT", "LONG_BINPUT"}:
                 memo[int(arg)] = top()
             elif name == "MEMOIZE":
@@ -546,33 +712,30 @@ class _Machine:
             if isinstance(version, str):
                 self.r.recorded_versions.setdefault("scikit-learn", set()).add(version)
 
-    def _after_build(self, obj: Any) -> Any:
-        """Skip the array buffer that joblib writes right after a NumpyArrayWrapper's BUILD."""
-        if not isinstance(obj, Call):
-            return None
-        cls = obj.func
-        if isinstance(cls, Global) and (cls.module, cls.name) == ("copyreg", "_reconstructor"):
-            cls = obj.args[0] if isinstance(obj.args, tuple) and obj.args else None
-        if not (isinstance(cls, Global) and (cls.module, cls.name) == _JOBLIB_WRAPPER):
-            return None
-        if self.r.kind != "joblib":
-            raise ScanError(
-                f"{self.what}: was written by joblib.dump (it holds joblib array wrappers), so pickle.load "
-                'cannot read it; declare format = "joblib" or give it the .joblib suffix'
+    # -- joblib array buffers --------------------------------------------------------------------
+
+    def _read_array(self, wrapper: Call) -> Opaque:
+        """Skip the buffer joblib reads right after a NumpyArrayWrapper's BUILD, exactly as it will."""
+        if self.s.tell() < self.frame_end:
+            raise self.fail(
+                "a joblib array buffer starts inside a pickle frame; joblib reads it from the file after "
+                "the frame, so the stream and the scan would disagree"
             )
-        state = obj.state
+        state = wrapper.state
         if not isinstance(state, SDict):
             raise self.fail("a NumpyArrayWrapper without a state dict")
         shape = state.get("shape")
-        if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        if not isinstance(shape, tuple) or not all(type(d) is int and d >= 0 for d in shape):
             raise self.fail("a NumpyArrayWrapper whose shape is not a tuple of sizes")
-        itemsize, has_object = self._dtype_size(state.get("dtype"))
-        if has_object:
-            _Machine(self.s, self.r).run()  # joblib pickles object arrays as a nested pickle
+        dtype = state.get("dtype")
+        if self._has_object(dtype, 0):
+            # joblib pickles object arrays with pickle.dump: a nested, plain pickle.
+            _Machine(self.s, self.r, joblib=False, depth=self.depth + 1).run()
         else:
+            itemsize = self._itemsize(dtype)
             alignment = state.get("numpy_array_alignment_bytes")
             if alignment is not None:
-                if not isinstance(alignment, int):
+                if type(alignment) is not int:
                     raise self.fail("a NumpyArrayWrapper with a non-integer alignment")
                 pad = self.s.read_exact(1)[0]
                 self.s.skip(pad)
@@ -583,52 +746,76 @@ class _Machine:
         self.r.arrays_skipped += 1
         return Opaque("ndarray")
 
-    def _dtype_size(self, dtype: Any) -> tuple[int, bool]:
-        """Item size and whether it holds Python objects, from a pickled ``numpy.dtype``."""
-        if not (isinstance(dtype, Call) and isinstance(dtype.func, Global)):
+    def _dtype(self, dtype: Any) -> tuple[str, int | None, Any]:
+        """(kind letter, digits, state) of a pickled ``numpy.dtype``; anything else fails closed."""
+        if not (isinstance(dtype, Call) and str(dtype.func) in _DTYPE_GLOBALS):
             raise self.fail("a NumpyArrayWrapper whose dtype is not a pickled numpy.dtype")
-        if (dtype.func.module, dtype.func.name) not in _DTYPE_GLOBALS:
-            raise self.fail(f"a NumpyArrayWrapper whose dtype is built by {dtype.func}")
         args = dtype.args
         if not (isinstance(args, tuple) and args and isinstance(args[0], str)):
             raise self.fail("a numpy.dtype with unexpected arguments")
         m = _DTYPE_STR.match(args[0])
         if not m:
             raise self.fail(f"a numpy dtype {args[0]!r} the scanner cannot size")
-        kind, digits = m.group(1), m.group(2)
-        state = dtype.state
-        if kind == "O" or self._fields_have_object(state):
-            return 0, True
-        elsize = None
-        if isinstance(state, tuple) and len(state) >= 6 and isinstance(state[5], int) and state[5] > 0:
-            elsize = state[5]
-        if digits:
-            size = int(digits)
-            if elsize is not None and kind in "VUS" and elsize != size:
-                raise self.fail(f"dtype {args[0]!r} disagrees with its recorded item size {elsize}")
-            return size, False
-        if kind == "b" or kind == "?":
-            return 1, False
-        if elsize is not None:
-            return elsize, False
-        raise self.fail(f"a numpy dtype {args[0]!r} without an item size")
+        return m.group(1), int(m.group(2)) if m.group(2) else None, dtype.state
 
-    def _fields_have_object(self, state: Any) -> bool:
-        if not (isinstance(state, tuple) and len(state) >= 5 and isinstance(state[4], SDict)):
+    def _has_object(self, dtype: Any, depth: int) -> bool:
+        if depth > 32:
+            raise self.fail("a numpy dtype nested too deeply")
+        kind, _, state = self._dtype(dtype)
+        if kind == "O":
+            return True
+        if not isinstance(state, tuple):
             return False
-        for _, spec in state[4].items:
-            if isinstance(spec, tuple) and spec and isinstance(spec[0], Call):
-                sub = spec[0]
-                if isinstance(sub.args, tuple) and sub.args and isinstance(sub.args[0], str):
-                    if sub.args[0].lstrip("<>|=").startswith("O"):
-                        return True
-                if self._fields_have_object(sub.state):
+        subarray = state[2] if len(state) >= 3 else None  # (base dtype, shape)
+        if isinstance(subarray, tuple) and subarray and self._has_object(subarray[0], depth + 1):
+            return True
+        if len(state) >= 5 and isinstance(state[4], SDict):  # fields: name -> (dtype, offset[, title])
+            for _, spec in state[4].items:
+                if not (isinstance(spec, tuple) and spec):
+                    raise self.fail("a structured numpy dtype with a malformed field")
+                if self._has_object(spec[0], depth + 1):
                     return True
         return False
+
+    def _itemsize(self, dtype: Any) -> int:
+        """numpy's itemsize for a pickled dtype: flexible kinds take the state's elsize, as numpy does."""
+        kind, digits, state = self._dtype(dtype)
+        elsize = None
+        if isinstance(state, tuple) and len(state) >= 6 and type(state[5]) is int and state[5] > 0:
+            elsize = state[5]
+        if kind in "VSU":
+            if digits is None:
+                raise self.fail(f"a flexible numpy dtype {kind!r} without a size")
+            expected = digits * 4 if kind == "U" else digits
+            if elsize is not None and elsize != expected:
+                raise self.fail(f"numpy dtype {kind}{digits} disagrees with its recorded item size {elsize}")
+            return expected
+        if digits is not None:
+            return digits
+        if kind == "b":
+            return 1
+        raise self.fail(f"a numpy dtype {kind!r} without an item size")
 
 
 # --------------------------------------------------------------------------------------------------
 # Entry points
+
+
+def scan_stream(stream: _Stream, kind: str, compression: str | None = None) -> ScanResult:
+    """Scan an opened stream to its end; shared by :func:`scan_file` and :func:`scan_bytes`."""
+    label = stream.what
+    result = ScanResult(kind=kind, compression=compression, protocol=0)
+    try:
+        _Machine(stream, result, joblib=kind == "joblib").run()
+        trailing = not stream.at_eof()
+    except RecursionError:
+        raise ScanError(f"{label}: the stream nests too deeply to scan; the scanner fails closed") from None
+    if trailing:
+        raise ScanError(
+            f"{label}: there are bytes after the pickle's STOP opcode; a pickle writer does not produce "
+            "that, so the file is corrupt or was tampered with"
+        )
+    return result
 
 
 def scan_file(path: Path, kind: str, what: str | None = None) -> ScanResult:
@@ -642,20 +829,17 @@ def scan_file(path: Path, kind: str, what: str | None = None) -> ScanResult:
         if compression is not None and kind != "joblib":
             raise ScanError(
                 f"{label}: the file is {compression}-compressed, which is joblib's layout, not a plain "
-                "pickle; declare it with format = \"joblib\""
+                'pickle; declare it with format = "joblib"'
             )
-        result = ScanResult(kind=kind, compression=compression, protocol=0)
         try:
-            _Machine(stream, result).run()
-            trailing = not stream.at_eof()
-        except RecursionError:
-            raise ScanError(f"{label}: the stream nests too deeply to scan; the scanner fails closed") from None
-        if trailing:
-            raise ScanError(
-                f"{label}: there are bytes after the pickle's STOP opcode; a pickle writer does not produce "
-                "that, so the file is corrupt or was tampered with"
-            )
-    return result
+            return scan_stream(stream, kind, compression)
+        except OSError as exc:
+            raise ScanError(f"{label}: cannot be read ({exc.strerror or exc})") from None
+
+
+def scan_bytes(data: bytes, kind: str = "pickle", what: str = "<bytes>") -> ScanResult:
+    """Scan an in-memory, uncompressed stream (tests, nested payloads)."""
+    return scan_stream(_Stream(io.BytesIO(data), len(data), what), kind)
 
 
 def iter_versions(result: ScanResult) -> Iterator[tuple[str, str]]:

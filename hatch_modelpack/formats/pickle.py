@@ -5,14 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
+from hatch_modelpack.errors import ArtifactError, ScanError
 from hatch_modelpack.formats import Format, Inspection
 from hatch_modelpack.requirements import distribution_for_module
 from hatch_modelpack.scanning import ScanResult, scan_file
 
+_SAVE = {"joblib": "joblib.dump(model, path)", "pickle": "pickle.dump(model, f, protocol=5)"}
+
 
 def inspect_pickled(path: Path, label: str, kind: str) -> Inspection:
     """Shared by pickle and joblib: scan, then map the globals to distributions."""
-    result: ScanResult = scan_file(path, kind, label)
+    try:
+        result: ScanResult = scan_file(path, kind, label)
+    except ScanError as exc:
+        # The scanner says what it could not read; the user needs to know what to do about it.
+        raise ScanError(
+            f"{exc}. hatch-modelpack reads every {kind} artifact without unpickling it and refuses what it "
+            f"cannot fully account for. Check that this is the file {_SAVE[kind]} wrote (not truncated, "
+            "overwritten or an unrelated file) and save the model again, or fix the model's `path`/`format`."
+        ) from None
     requires: set[str] = set()
     for g in result.globals:
         dist = distribution_for_module(g.module)
@@ -28,8 +39,6 @@ def inspect_pickled(path: Path, label: str, kind: str) -> Inspection:
     frameworks = {}
     for dist, versions in result.recorded_versions.items():
         if len(versions) > 1:
-            from hatch_modelpack.errors import ArtifactError
-
             raise ArtifactError(
                 f"{label}: records several {dist} versions ({', '.join(sorted(versions))}); estimators pickled "
                 f"under different {dist} releases cannot all load under one. Load the model with one {dist} "
@@ -37,6 +46,8 @@ def inspect_pickled(path: Path, label: str, kind: str) -> Inspection:
             )
         frameworks[dist] = next(iter(versions))
     details = {"protocol": result.protocol, "compression": result.compression}
+    if result.nested_pickles:
+        details["nested_pickles"] = result.nested_pickles
     return Inspection(requires=sorted(requires), frameworks=frameworks, details=details, globals=set(result.globals))
 
 
