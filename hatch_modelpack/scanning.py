@@ -63,7 +63,7 @@ SKIP_CHUNK = 1 << 20
 NESTING_LIMIT = 4
 
 _OPCODES = {op.code.encode("latin-1"): op for op in pickletools.opcodes}
-_JOBLIB_WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
+_JOBLIB_WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
 _OLD_JOBLIB_WRAPPERS = {"joblib.numpy_pickle.NDArrayWrapper", "joblib.numpy_pickle.ZNDArrayWrapper"}
 _WRAPPER_NAMES = {"NumpyArrayWrapper", "NDArrayWrapper", "ZNDArrayWrapper"}
 _COPYREG_CONSTRUCTORS = {"copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__"}
@@ -391,18 +391,18 @@ class _Machine:
                 f"{self.what}: the file uses joblib's format from before 0.10, which keeps arrays in "
                 "separate .npy files; load and re-save it with a current joblib"
             )
-        if name.rsplit(".", 1)[-1] in _WRAPPER_NAMES and full != _JOBLIB_WRAPPER:
+        if name.rsplit(".", 1)[-1] in _WRAPPER_NAMES and (module, name) != _JOBLIB_WRAPPER:
             raise self.fail(f"joblib's array wrapper is reached under another name ({full})")
         return g
 
     # -- joblib array wrappers -------------------------------------------------------------------
 
     def _is_wrapper_call(self, func: Global, args: Any) -> bool:
-        full = str(func)
-        if full == _JOBLIB_WRAPPER:
+        if (func.module, func.name) == _JOBLIB_WRAPPER:
             return True
-        if full in _COPYREG_CONSTRUCTORS and isinstance(args, tuple) and args:
-            return isinstance(args[0], Global) and str(args[0]) == _JOBLIB_WRAPPER
+        if str(func) in _COPYREG_CONSTRUCTORS and isinstance(args, tuple) and args:
+            cls = args[0]
+            return isinstance(cls, Global) and (cls.module, cls.name) == _JOBLIB_WRAPPER
         return False
 
     def _tainted_value(self, v: Any) -> bool:
