@@ -194,6 +194,8 @@ DANGEROUS_NAMES: dict[str, str] = {
     "scipy.test": "runs the test suite",
     "sklearn.set_config": "changes process-wide settings",
     "torch.load": "unpickles files",
+    "uuid._get_command_stdout": "runs commands",
+    "uuid._popen": "runs commands",
 }
 
 #: Attribute names refused in any module, with why: modules re-export them under innocent paths.
