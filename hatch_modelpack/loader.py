@@ -391,10 +391,12 @@ def _run_check(model: Any, entry: Dict[str, Any], base: Path) -> Dict[str, Any]:
         bad = got.astype(str) != expected.astype(str)
     if bad.any():
         first = tuple(int(i) for i in np.argwhere(bad)[0])
+        g, e = got[first], expected[first]
+        g, e = (g.item() if hasattr(g, "item") else g), (e.item() if hasattr(e, "item") else e)
+        diff = f"max abs diff {result['max_abs_diff']:.3g}; " if "max_abs_diff" in result else ""
         raise CheckError(
             f"{where} drifted from the expected output: {int(bad.sum())} of {bad.size} values differ beyond "
-            f"tolerance {tol:g} (max abs diff {result.get('max_abs_diff', 'n/a')}; first at index {first}: "
-            f"got {got[first]!r}, expected {expected[first]!r})"
+            f"tolerance {tol:g} ({diff}first at index {first}: got {g!r}, expected {e!r})"
         )
     result["compared"] = True
     return result
