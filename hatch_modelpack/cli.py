@@ -648,7 +648,7 @@ metadata()              # format, files and hashes, requirements, recorded versi
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from hatch_modelpack.config import load_config, normalize_package_name
+    from hatch_modelpack.config import FORMATS, load_config, normalize_package_name
     from hatch_modelpack.errors import ModelpackError
     from hatch_modelpack.manifest import analyse
 
@@ -663,17 +663,21 @@ def cmd_init(args: argparse.Namespace) -> int:
     existing = [str(t) for t in targets if t.exists()]
     if existing and not args.force:
         raise CLIError(f"{', '.join(existing)} already exist(s); pass --force to overwrite, or --dir to write a new project elsewhere")
+    if args.format and args.format not in FORMATS:
+        raise CLIError(f"--format {args.format!r} is not a format hatch-modelpack knows; use one of: {', '.join(FORMATS)}, or leave it out to infer it")
     model_real = model_path.resolve()
     inside = root == model_real or root in model_real.parents
     model = args.model_name or _model_name_from(model_real)
     spec: dict[str, Any] = {"path": model_real.relative_to(root).as_posix() if inside else model_real.name}
     if args.format:
         spec["format"] = args.format
+    analysis_root = root if inside else model_real.parent
     try:  # Analyse where the artifact is now, so a bad artifact is refused before anything is written.
-        pack = load_config(root if inside else model_real.parent, {"models": {model: spec}}, name)
+        pack = load_config(analysis_root, {"models": {model: spec}}, name)
         packed = analyse(pack, hash_files=False)[0]
     except ModelpackError as exc:
-        raise CLIError(str(exc)) from None
+        # The pyproject.toml these messages name does not exist yet: point at the artifact instead.
+        raise CLIError(f"cannot package {args.model}: " + str(exc).replace(f"{analysis_root / 'pyproject.toml'}: ", "")) from None
     root.mkdir(parents=True, exist_ok=True)
     copied = None
     if not inside:
@@ -741,7 +745,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--model", required=True, metavar="PATH", help="the trained artifact (copied into artifacts/ when outside the project)")
     sp.add_argument("--dir", metavar="DIR", help="the project directory (default: the current directory)")
     sp.add_argument("--model-name", metavar="NAME", help="the model's name in load(NAME) (default: from the file name)")
-    sp.add_argument("--format", choices=["joblib", "pickle", "keras", "savedmodel"], help="the artifact format (default: inferred)")
+    sp.add_argument("--format", help="the artifact format, checked against its bytes (default: inferred)")
     sp.add_argument("--version", default="0.1.0", help="the package version (default: 0.1.0)")
     sp.add_argument("--description", default="", help="one line describing what the model predicts")
     sp.add_argument("--force", action="store_true", help="overwrite existing pyproject.toml / README.md")

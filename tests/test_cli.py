@@ -248,6 +248,8 @@ def test_init_errors(tmp_path):
     bad = tmp_path / "model.joblib"
     bad.write_bytes(b"this is not a model")
     err = one_line_error(cli("init", "x-model", "--model", str(bad), "--dir", str(tmp_path / "q"), check=False))
-    assert "model.joblib" in err and "joblib" in err
-    assert not (tmp_path / "q" / "pyproject.toml").exists()
+    assert err.startswith(f"modelpack: cannot package {bad}") and "pyproject.toml" not in err
+    assert not (tmp_path / "q").exists()  # refused before anything was written or copied
+    typo = one_line_error(cli("init", "x-model", "--model", str(bad), "--format", "jobilb", "--dir", str(tmp_path / "r"), check=False))
+    assert "--format 'jobilb'" in typo and "joblib" in typo
     assert "not a valid project name" in one_line_error(cli("init", "bad name!", "--model", str(bad), check=False))
