@@ -232,8 +232,7 @@ def _fingerprint(file_path: Path) -> Tuple[int, ...]:
 def _check_file(file_path: Path, expected: Dict[str, Any], manifest: Dict[str, Any]) -> None:
     editable = bool(manifest.get("editable_root"))
     fix = (
-        "this is an editable install and the artifact changed since `pip install -e .` recorded it: run "
-        "`pip install -e .` again to pick up the new model (its requirements may have changed too)"
+        "this is an editable install: run `pip install -e .` again"
         if editable
         else f"reinstall {manifest.get('distribution')}=={manifest.get('version')} from your package index "
         "(pip install --force-reinstall --no-deps ...)"
@@ -253,6 +252,13 @@ def _check_file(file_path: Path, expected: Dict[str, Any], manifest: Dict[str, A
     except OSError as exc:
         raise IntegrityError(f"{file_path}: cannot be read ({exc.strerror}); {fix}") from None
     if size != expected["size"] or digest.hexdigest() != expected["sha256"]:
+        if editable:
+            raise IntegrityError(
+                f"{file_path}: the artifact changed since `pip install -e .` recorded it (sha256 "
+                f"{digest.hexdigest()}, {size} bytes; recorded {expected['sha256']}, {expected['size']} bytes); "
+                "nothing was loaded. To pick up the new model, run `pip install -e .` again (its requirements may "
+                "have changed too)."
+            )
         raise IntegrityError(
             f"{file_path}: sha256 {digest.hexdigest()} ({size} bytes) does not match the manifest's "
             f"{expected['sha256']} ({expected['size']} bytes); nothing was loaded. The file was modified "
