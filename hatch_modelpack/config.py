@@ -13,24 +13,27 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hatch_modelpack.errors import ConfigError
 from hatch_modelpack.requirements import PIN_POLICIES, check_requirement
+
+if TYPE_CHECKING:
+    from hatch_modelpack.smoke import CheckConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-FORMATS = ("joblib", "pickle", "keras", "savedmodel")
+FORMATS = ("joblib", "pickle", "keras", "savedmodel", "skops", "onnx", "raw")
 COMPRESSIONS = ("auto", "deflate", "store")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 #: Keys hatchling itself reads from every build hook's table; they are not ours to validate.
 HATCHLING_KEYS = frozenset({"dependencies", "require-runtime-dependencies", "require-runtime-features", "enable-by-default"})
 TOP_KEYS = frozenset({"package", "models", "pin", "allow-globals"})
-MODEL_KEYS = frozenset({"path", "format", "default", "requires", "description", "metadata", "pin", "allow-globals"})
+MODEL_KEYS = frozenset({"path", "format", "default", "requires", "description", "metadata", "pin", "allow-globals", "check"})
 
 BUILD_TABLE = "tool.hatch.build.hooks.modelpack"
 WHEEL_TABLE = "tool.hatch.build.targets.wheel.hooks.modelpack"
@@ -48,6 +51,7 @@ class ModelConfig:
     metadata: dict[str, Any]
     pin: str | None
     allow_globals: tuple[str, ...]
+    check: CheckConfig | None = None  # the opt-in build-time smoke check (hatch_modelpack.smoke)
 
     @property
     def key(self) -> str:
@@ -188,7 +192,14 @@ def _model(ctx: Ctx, name: Any, spec: Any) -> ModelConfig:
         metadata=metadata,
         pin=_pin(ctx, f"{key}.pin", spec.get("pin")),
         allow_globals=_allow_globals(ctx, f"{key}.allow-globals", spec.get("allow-globals", [])),
+        check=_check(ctx, f"{key}.check", spec["check"]) if "check" in spec else None,
     )
+
+
+def _check(ctx: Ctx, key: str, value: Any) -> CheckConfig:
+    from hatch_modelpack.smoke import parse_check  # lazy: most projects have no check
+
+    return parse_check(ctx, key, value)
 
 
 def load_config(root: str | Path, config: dict[str, Any], project_name: str, table: str = BUILD_TABLE) -> PackConfig:

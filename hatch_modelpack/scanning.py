@@ -526,7 +526,7 @@ class _Machine:
                 if self.s.tell() < self.frame_end:
                     raise self.fail("a new frame starts before the current one ends")
                 if self.s.size is not None and self.s.tell() + arg > self.s.size:
-                    raise self.fail(f"a frame of {arg} bytes runs past the end of the file")
+                    raise self.fail(f"a frame of {arg} bytes runs past the end of the file, which is truncated")
                 self.frame_end = self.s.tell() + arg
             elif name == "STOP":
                 pop()

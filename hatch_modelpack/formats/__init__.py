@@ -16,6 +16,7 @@ from hatch_modelpack.errors import ArtifactError
 from hatch_modelpack.scanning import Global
 
 LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+RAW = "raw"
 
 
 @dataclass
@@ -47,10 +48,16 @@ class Format:
 def _registry() -> dict[str, Format]:
     from hatch_modelpack.formats.joblib import JoblibFormat
     from hatch_modelpack.formats.keras import KerasFormat
+    from hatch_modelpack.formats.onnx import OnnxFormat
     from hatch_modelpack.formats.pickle import PickleFormat
+    from hatch_modelpack.formats.raw import RawFormat
     from hatch_modelpack.formats.savedmodel import SavedModelFormat
+    from hatch_modelpack.formats.skops import SkopsFormat
 
-    return {f.name: f for f in (JoblibFormat(), PickleFormat(), KerasFormat(), SavedModelFormat())}
+    # Order matters for inference: the first format whose suffix matches is checked against the bytes.
+    # ``raw`` is never inferred; it is used only when declared.
+    formats = (JoblibFormat(), PickleFormat(), KerasFormat(), SavedModelFormat(), SkopsFormat(), OnnxFormat(), RawFormat())
+    return {f.name: f for f in formats}
 
 
 FORMATS: dict[str, Format] = _registry()
@@ -66,7 +73,7 @@ def _head(path: Path) -> bytes:
 
 def _describe_bytes(path: Path, head: bytes) -> str:
     for fmt in FORMATS.values():
-        if not fmt.directory and fmt.sniff(path, head):
+        if not fmt.directory and fmt.name != RAW and fmt.sniff(path, head):
             return f"a {fmt.name} file"
     if head.startswith(b"PK"):
         return "a zip archive"
@@ -78,6 +85,10 @@ def detect(path: Path, declared: str | None, label: str, key: str) -> Format:
 
     ``label`` names the artifact and ``key`` the config key to change, for the error message.
     """
+    if declared == RAW:  # any file or directory, shipped as it is; only a Git LFS pointer is surely wrong
+        if path.is_file() and _head(path).startswith(LFS_POINTER):
+            raise ArtifactError(f"{label}: is a Git LFS pointer file, not the artifact itself. Run `git lfs pull` (and `git lfs install` once) to fetch the real file, then build again.")
+        return FORMATS[RAW]
     if path.is_dir():
         if declared is not None and not FORMATS[declared].directory:
             raise ArtifactError(f"{label}: is a directory, but `{key}.format` says {declared!r}, which is a single file. Point `{key}.path` at the file, or declare the directory's format.")
