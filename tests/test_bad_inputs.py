@@ -115,7 +115,7 @@ CASES: dict[str, Case] = {
     "absolute path": Case(_config('churn = "/etc/passwd"'), ("pyproject.toml", "models.churn.path", "absolute path", "relative to the project root")),
     "symlink outside": Case(_symlink_outside, ("pyproject.toml", "models.churn.path", "through a symbolic link outside the project root", "copy the file into the project")),
     "git lfs pointer": Case(_file("artifacts/churn.joblib", LFS), ("artifacts/churn.joblib", "models.churn", "Git LFS pointer", "git lfs pull")),
-    "garbage as joblib": Case(_file("artifacts/churn.joblib", os.urandom(64).replace(b"x", b"y").replace(b"\x80", b"\x81")), ("artifacts/churn.joblib", "models.churn", "suffix of the joblib format", "set `")),
+    "garbage as joblib": Case(_file("artifacts/churn.joblib", b"\x00\x17garbage" + bytes(range(256))), ("artifacts/churn.joblib", "models.churn", "suffix of the joblib format", "set `")),
     "garbage declared joblib": Case(_file("artifacts/churn.bin", b"\x00garbage" * 20, 'churn = { path = "artifacts/churn.bin", format = "joblib" }'), ("artifacts/churn.bin", "models.churn.format", "is declared as 'joblib'", "or fix `")),
     "zlib-looking garbage": Case(_file("artifacts/churn.joblib", b"x\x9c" + b"\x07" * 100), ("artifacts/churn.joblib", "models.churn", "corrupt", "save the model again")),
     "truncated joblib": Case(_truncated, ("artifacts/churn.joblib", "models.churn", "truncated", "save the model again")),

@@ -122,6 +122,10 @@ def test_exact_version_match_gives_no_inconsistent_version_warning(tmp_path):
         warnings.simplefilter("error", InconsistentVersionWarning)
         loaded = pack.load(None, None, {})
     assert (loaded.predict(X) == model.predict(X)).all()
+    # The scan's result travels in the manifest: metadata() shows what unpickling imports.
+    entry = pack.entry(None)
+    assert "sklearn.pipeline.Pipeline" in entry["globals"]
+    assert all(not g.startswith(("os.", "builtins.eval")) for g in entry["globals"])
 
 
 def test_many_threads_load_at_once_and_hash_once(tmp_path, monkeypatch):

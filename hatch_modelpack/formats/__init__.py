@@ -97,7 +97,7 @@ def detect(path: Path, declared: str | None, label: str, key: str) -> Format:
                 return fmt
         if declared == "savedmodel" or (path / "variables").is_dir():
             raise ArtifactError(f"{label}: is declared (or looks like) a TensorFlow SavedModel but holds no saved_model.pb. Export the model again with model.export(dir) or tf.saved_model.save(model, dir), and point `{key}.path` at that directory.")
-        raise ArtifactError(f"{label}: is a directory that is not a TensorFlow SavedModel (no saved_model.pb). Point `{key}.path` at the model file itself, or at a SavedModel directory.")
+        raise ArtifactError(f"{label}: is a directory that is not a TensorFlow SavedModel (no saved_model.pb). Point `{key}.path` at the model file itself or at a SavedModel directory, or add format = \"raw\" to `{key}` to ship the directory as it is (load() then returns its path).")
     head = _head(path)
     if not head:
         raise ArtifactError(f"{label}: is an empty file. Save the model again (e.g. joblib.dump(model, path)) and check that the training run finished.")
