@@ -33,6 +33,7 @@ from hatch_modelpack.manifest import (
     requirements,
     source_info,
 )
+from hatch_modelpack.smoke import check_files, run_checks
 
 #: Installed model packages are discoverable through this entry-point group without importing them.
 ENTRY_POINT_GROUP = "modelpack.models"
@@ -66,6 +67,21 @@ class ModelpackBuildHook(BuildHookInterface):
             self._cleanup()
             self.app.abort(f"hatch-modelpack: {exc}")
 
+    def dependencies(self) -> list[str]:
+        """The checked models' requirements, so the smoke check can load them in the build environment.
+
+        Hatchling calls this before initialize(), with directory="", and skips the hook on ImportError:
+        imports stay lazy. A config error here is left for initialize() to report with its full message.
+        """
+        if self.target_name != "wheel":
+            return []
+        try:
+            from hatch_modelpack.smoke import build_requirements
+
+            return build_requirements(self._pack())
+        except ModelpackError:
+            return []
+
     def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
         self._cleanup()
 
@@ -98,6 +114,9 @@ class ModelpackBuildHook(BuildHookInterface):
             # Mapping a file onto its own path keeps git-ignored artifacts in the sdist without
             # shipping them twice: hatchling skips project files at reserved paths.
             build_data["force_include"][str(m.source)] = m.source.relative_to(os.path.realpath(self.root)).as_posix()
+            if m.check is not None:
+                for src in m.check.files().values():
+                    build_data["force_include"][str(src)] = src.relative_to(os.path.realpath(self.root)).as_posix()
         source = source_info(Path(self.root))
         if source and not (Path(self.root) / SOURCE_RECORD).is_file():
             record = Path(self._make_tmp()) / SOURCE_RECORD
@@ -107,6 +126,8 @@ class ModelpackBuildHook(BuildHookInterface):
     def _wheel(self, pack: PackConfig, version: str, build_data: dict[str, Any]) -> None:
         user_pkg = self._user_package(pack)
         models = analyse(pack, hash_files=True)
+        # Only now, with the static scan passed, may a check deserialise an artifact (in a subprocess).
+        run_checks(pack, models, self.app.display_info)
         self._add_dependencies(models, build_data)
         # Hatchling has no build-data key for entry points; the wheel's entry_points.txt is written from
         # this (cached) mapping, and entry points play no part in dependency resolution.
@@ -142,6 +163,7 @@ class ModelpackBuildHook(BuildHookInterface):
             return
         for packed in models:
             mapping[str(packed.config.source)] = f"{pack.package}/{DATA_DIR}/{packed.name}/{packed.basename}"
+            mapping.update(check_files(pack.package, packed.config))
         build_data["force_include"].update(mapping)
 
     def _add_dependencies(self, models: list[PackedModel], build_data: dict[str, Any]) -> None:

@@ -26,6 +26,7 @@ from hatch_modelpack.errors import ArtifactError, UnsafePickleError
 from hatch_modelpack.formats import Format, Inspection, detect
 from hatch_modelpack.requirements import DEFAULT_PINS, merge, pin, specifier_clauses
 from hatch_modelpack.safety import check_globals
+from hatch_modelpack.smoke import check_manifest
 
 MANIFEST_VERSION = 1
 MANIFEST_NAME = "_modelpack.json"
@@ -176,7 +177,7 @@ def model_entry(packed: PackedModel, path: str) -> dict[str, Any]:
         "name": m.name,
         "format": packed.format.name,
         "path": path,
-        "kind": "directory" if packed.format.directory else "file",
+        "kind": "directory" if packed.format.directory or packed.config.source.is_dir() else "file",
         "files": [f.as_dict() for f in packed.files],
         "requires": packed.requires,
         "frameworks": dict(sorted(packed.inspection.frameworks.items())),
@@ -246,6 +247,9 @@ def build_manifest(
         else:
             path = packed.config.source.relative_to(os.path.realpath(editable_root)).as_posix()
         entries[packed.name] = model_entry(packed, path)
+        check = check_manifest(packed.config, editable_root)
+        if check is not None:
+            entries[packed.name]["check"] = check
     manifest: dict[str, Any] = {
         "manifest_version": MANIFEST_VERSION,
         "generator": f"hatch-modelpack {__version__}",

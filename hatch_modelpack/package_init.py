@@ -6,11 +6,13 @@ only ``load()`` does, after checking the artifact's sha256.
 """
 
 from ._modelpack import (
+    CheckError,
     IntegrityError,
     ModelpackLoadError,
     UnknownModelError,
     VersionMismatchError,
     __version__,
+    check,
     check_versions,
     load,
     metadata,
@@ -20,11 +22,13 @@ from ._modelpack import (
 )
 
 __all__ = [
+    "CheckError",
     "IntegrityError",
     "ModelpackLoadError",
     "UnknownModelError",
     "VersionMismatchError",
     "__version__",
+    "check",
     "check_versions",
     "load",
     "metadata",
