@@ -139,6 +139,8 @@ class ScanResult:
     arrays_skipped: int = 0
     nested_pickles: int = 0
     opcodes: int = 0
+    #: The symbolic value the outermost pickle leaves at STOP (an inert Call tree, never evaluated).
+    root: Any = None
 
     def global_names(self) -> list[str]:
         return sorted(str(g) for g in self.globals)
@@ -463,8 +465,8 @@ class _Machine:
                 raise self.fail(f"{name} argument is not UTF-8") from None
         return parts[0], parts[1]
 
-    def run(self) -> None:
-        """Read one pickle, up to and including its STOP opcode."""
+    def run(self) -> Any:
+        """Read one pickle, up to and including its STOP opcode; return the symbolic value it builds."""
         stack: list[Any] = []
         metastack: list[list[Any]] = []
         memo: dict[int, Any] = {}
@@ -529,10 +531,10 @@ class _Machine:
                     raise self.fail(f"a frame of {arg} bytes runs past the end of the file, which is truncated")
                 self.frame_end = self.s.tell() + arg
             elif name == "STOP":
-                pop()
+                value = pop()
                 if stack or metastack:
                     raise self.fail("values left on the stack at STOP")
-                return
+                return value
             elif name == "MARK":
                 metastack.append(stack)
                 stack = []
@@ -714,7 +716,7 @@ class _Machine:
 
     # -- joblib array buffers --------------------------------------------------------------------
 
-    def _read_array(self, wrapper: Call) -> Opaque:
+    def _read_array(self, wrapper: Call) -> Any:
         """Skip the buffer joblib reads right after a NumpyArrayWrapper's BUILD, exactly as it will."""
         if self.s.tell() < self.frame_end:
             raise self.fail(
@@ -729,8 +731,11 @@ class _Machine:
             raise self.fail("a NumpyArrayWrapper whose shape is not a tuple of sizes")
         dtype = state.get("dtype")
         if self._has_object(dtype, 0):
-            # joblib pickles object arrays with pickle.dump: a nested, plain pickle.
-            _Machine(self.s, self.r, joblib=False, depth=self.depth + 1).run()
+            # joblib pickles object arrays with pickle.dump: a nested, plain pickle. Its value (the
+            # array's symbolic reconstruction, e.g. feature_names_in_) replaces the wrapper.
+            inner = _Machine(self.s, self.r, joblib=False, depth=self.depth + 1).run()
+            self.r.arrays_skipped += 1
+            return inner
         else:
             itemsize = self._itemsize(dtype)
             alignment = state.get("numpy_array_alignment_bytes")
@@ -806,7 +811,7 @@ def scan_stream(stream: _Stream, kind: str, compression: str | None = None) -> S
     label = stream.what
     result = ScanResult(kind=kind, compression=compression, protocol=0)
     try:
-        _Machine(stream, result, joblib=kind == "joblib").run()
+        result.root = _Machine(stream, result, joblib=kind == "joblib").run()
         trailing = not stream.at_eof()
     except RecursionError:
         raise ScanError(f"{label}: the stream nests too deeply to scan; the scanner fails closed") from None
@@ -846,3 +851,58 @@ def iter_versions(result: ScanResult) -> Iterator[tuple[str, str]]:
     for dist, versions in sorted(result.recorded_versions.items()):
         for v in sorted(versions):
             yield dist, v
+
+
+# --------------------------------------------------------------------------------------------------
+# What the model expects as input, from the symbolic value
+
+
+def _string_array(value: Any) -> list[str] | None:
+    """The items of a pickled 1-D object array of strings (``feature_names_in_``), or None.
+
+    numpy pickles object arrays as ``_reconstruct(ndarray, (0,), b"b")`` + BUILD with the state
+    ``(version, shape, dtype, is_fortran, [items...])``: the items are plain pickled strings.
+    """
+    if not (isinstance(value, Call) and isinstance(value.func, Global) and value.func.name == "_reconstruct"):
+        return None
+    state = value.state
+    if isinstance(state, tuple) and len(state) == 5 and isinstance(state[4], list):
+        items = state[4]
+        if items and all(isinstance(v, str) for v in items):
+            return list(items)
+    return None
+
+
+def sklearn_input_schema(value: Any, depth: int = 0) -> dict[str, Any] | None:
+    """``{"n_features": 3, "features": ["a", "b", "c"]}`` for the estimator a caller feeds, or None.
+
+    Reads ``n_features_in_`` / ``feature_names_in_`` from the pickled state of the root estimator, or
+    of a Pipeline's first step (or a search's ``best_estimator_``): nothing is unpickled.
+    """
+    if depth > 16 or not isinstance(value, Call):
+        return None
+    state = value.state
+    if isinstance(state, tuple) and len(state) == 2:  # (dict, slots) states
+        state = state[0]
+    if not isinstance(state, SDict):
+        return None
+    schema: dict[str, Any] = {}
+    n = state.get("n_features_in_")
+    if type(n) is int:
+        schema["n_features"] = n
+    names = _string_array(state.get("feature_names_in_"))
+    if names:
+        schema["features"] = names
+        schema.setdefault("n_features", len(names))
+    if schema:
+        return schema
+    steps = state.get("steps")
+    if isinstance(steps, list):
+        for step in steps:
+            if isinstance(step, tuple) and len(step) == 2 and isinstance(step[1], Call):  # skip "passthrough"
+                return sklearn_input_schema(step[1], depth + 1)
+    for key in ("best_estimator_", "estimator_", "estimator"):
+        inner = sklearn_input_schema(state.get(key), depth + 1)
+        if inner:
+            return inner
+    return None

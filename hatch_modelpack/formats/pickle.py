@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from hatch_modelpack.errors import ArtifactError, ScanError
 from hatch_modelpack.formats import Format, Inspection
 from hatch_modelpack.requirements import distribution_for_module
-from hatch_modelpack.scanning import ScanResult, scan_file
+from hatch_modelpack.scanning import ScanResult, scan_file, sklearn_input_schema
 
 _SAVE = {"joblib": "joblib.dump(model, path)", "pickle": "pickle.dump(model, f, protocol=5)"}
 
@@ -45,7 +45,10 @@ def inspect_pickled(path: Path, label: str, kind: str) -> Inspection:
                 "version and save it again."
             )
         frameworks[dist] = next(iter(versions))
-    details = {"protocol": result.protocol, "compression": result.compression}
+    details: dict[str, Any] = {"protocol": result.protocol, "compression": result.compression}
+    schema = sklearn_input_schema(result.root)
+    if schema:
+        details["input_schema"] = schema
     if result.nested_pickles:
         details["nested_pickles"] = result.nested_pickles
     return Inspection(requires=sorted(requires), frameworks=frameworks, details=details, globals=set(result.globals))
