@@ -282,6 +282,7 @@ class KerasFormat(Format):
             shapes = None
         if shapes:
             details["input_shapes"] = shapes
+            details["input_schema"] = {"inputs": [{"shape": shape} for shape in shapes]}
         requires, frameworks = _requires(version if isinstance(version, str) else None, backend if isinstance(backend, str) else None)
         return Inspection(requires=requires, frameworks=frameworks, details=details)
 
@@ -308,5 +309,6 @@ class KerasFormat(Format):
         shapes = _input_shapes(config)
         if shapes:
             details["input_shapes"] = shapes
+            details["input_schema"] = {"inputs": [{"shape": shape} for shape in shapes]}
         requires, frameworks = _requires(version, None)
         return Inspection(requires=requires, frameworks=frameworks, details=details)

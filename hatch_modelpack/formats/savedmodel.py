@@ -64,4 +64,7 @@ class SavedModelFormat(Format):
             details["call_endpoint"] = "serve"
         elif "serving_default" in signatures:
             details["call_endpoint"] = "serving_default"
+        endpoint = signatures.get(details.get("call_endpoint", ""))
+        if isinstance(endpoint, dict) and isinstance(endpoint.get("inputs"), dict):
+            details["input_schema"] = {"inputs": [{"name": k, **v} for k, v in endpoint["inputs"].items()]}
         return Inspection(requires=[TENSORFLOW], frameworks=frameworks, details=details)
