@@ -51,6 +51,9 @@ class ModelpackBuildHook(BuildHookInterface):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._tmp: str | None = None
+        # Artifacts written into the finished wheel by finalize(): (archive path, source, "store"|"deflate").
+        self._pending: list[tuple[str, Path, str]] = []
+        self._expected: dict[str, str] = {}
 
     # -- hatchling entry points ------------------------------------------------------------------
 
@@ -83,7 +86,17 @@ class ModelpackBuildHook(BuildHookInterface):
             return []
 
     def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
-        self._cleanup()
+        try:
+            if self._pending:
+                from hatch_modelpack.wheel_writer import add_artifacts
+
+                add_artifacts(Path(artifact_path), self._pending, expected_sha256=self._expected)
+        except ModelpackError as exc:
+            Path(artifact_path).unlink(missing_ok=True)  # a wheel without its artifacts must not remain
+            self.app.abort(f"hatch-modelpack: {exc}")
+        finally:
+            self._pending, self._expected = [], {}
+            self._cleanup()
 
     # -- steps -----------------------------------------------------------------------------------
 
@@ -161,8 +174,17 @@ class ModelpackBuildHook(BuildHookInterface):
             # that has no package directory of its own would be refused before the map is used.
             build_data["force_include"].update(mapping)
             return
+        # The artifacts stay out of hatchling's file list: it would deflate every byte at level 6 on one
+        # core. finalize() adds them to the finished wheel, stored or deflated on all cores, per file.
+        from hatch_modelpack.wheel_writer import choose_compression
+
+        self._pending, self._expected = [], {}
         for packed in models:
-            mapping[str(packed.config.source)] = f"{pack.package}/{DATA_DIR}/{packed.name}/{packed.basename}"
+            mode = packed.config.compression or pack.compression
+            for f in packed.files:
+                arcname = f"{pack.package}/{DATA_DIR}/{packed.name}/{f.path}"
+                self._pending.append((arcname, f.source, choose_compression(f.source, mode)))
+                self._expected[arcname] = f.sha256
             mapping.update(check_files(pack.package, packed.config))
         build_data["force_include"].update(mapping)
 

@@ -32,8 +32,8 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 #: Keys hatchling itself reads from every build hook's table; they are not ours to validate.
 HATCHLING_KEYS = frozenset({"dependencies", "require-runtime-dependencies", "require-runtime-features", "enable-by-default"})
-TOP_KEYS = frozenset({"package", "models", "pin", "allow-globals"})
-MODEL_KEYS = frozenset({"path", "format", "default", "requires", "description", "metadata", "pin", "allow-globals", "check"})
+TOP_KEYS = frozenset({"package", "models", "pin", "allow-globals", "compression"})
+MODEL_KEYS = frozenset({"path", "format", "default", "requires", "description", "metadata", "pin", "allow-globals", "check", "compression"})
 
 BUILD_TABLE = "tool.hatch.build.hooks.modelpack"
 WHEEL_TABLE = "tool.hatch.build.targets.wheel.hooks.modelpack"
@@ -52,6 +52,7 @@ class ModelConfig:
     pin: str | None
     allow_globals: tuple[str, ...]
     check: CheckConfig | None = None  # the opt-in build-time smoke check (hatch_modelpack.smoke)
+    compression: str | None = None  # how the artifact is stored in the wheel; None: the package's setting
 
     @property
     def key(self) -> str:
@@ -67,6 +68,7 @@ class PackConfig:
     default: str
     pin: str | None
     allow_globals: tuple[str, ...]
+    compression: str = "auto"
 
     def model(self, name: str) -> ModelConfig:
         return next(m for m in self.models if m.name == name)
@@ -193,7 +195,16 @@ def _model(ctx: Ctx, name: Any, spec: Any) -> ModelConfig:
         pin=_pin(ctx, f"{key}.pin", spec.get("pin")),
         allow_globals=_allow_globals(ctx, f"{key}.allow-globals", spec.get("allow-globals", [])),
         check=_check(ctx, f"{key}.check", spec["check"]) if "check" in spec else None,
+        compression=_compression(ctx, f"{key}.compression", spec.get("compression")),
     )
+
+
+def _compression(ctx: Ctx, key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if value not in COMPRESSIONS:
+        raise ctx.error(key, f"is {value!r}", f"Use one of: {', '.join(repr(c) for c in COMPRESSIONS)} (\"auto\" stores artifacts that deflate would not shrink).")
+    return str(value)
 
 
 def _check(ctx: Ctx, key: str, value: Any) -> CheckConfig:
@@ -239,6 +250,7 @@ def load_config(root: str | Path, config: dict[str, Any], project_name: str, tab
         default=default,
         pin=_pin(ctx, "pin", config.get("pin")),
         allow_globals=_allow_globals(ctx, "allow-globals", config.get("allow-globals", [])),
+        compression=_compression(ctx, "compression", config.get("compression")) or "auto",
     )
 
 

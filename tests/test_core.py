@@ -325,3 +325,29 @@ def test_installing_the_source_tree_pulls_the_inferred_requirements(project, bui
     """)
     assert got[0] == sklearn_version
     assert f"scikit-learn=={sklearn_version}" in got[1]
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, {"noise": zipfile.ZIP_STORED, "zeros": zipfile.ZIP_DEFLATED}), ("store", {"noise": zipfile.ZIP_STORED, "zeros": zipfile.ZIP_STORED}), ("deflate", {"noise": zipfile.ZIP_DEFLATED, "zeros": zipfile.ZIP_DEFLATED})])
+def test_compression_is_chosen_per_artifact(project, build_env, venv, setting, expected):
+    """`auto` stores what deflate cannot shrink (random bytes) and deflates the rest; both load."""
+    import numpy as np
+
+    hook = f'compression = "{setting}"' if setting else ""
+    p = project(hook=hook, models='noise = { path = "artifacts/noise.joblib", default = true }\nzeros = "artifacts/zeros.joblib"')
+    noise = np.random.default_rng(0).integers(0, 256, 3_200_000, dtype=np.uint8)
+    save_model({"w": noise}, p.root / "artifacts" / "noise.joblib")
+    save_model({"w": np.zeros(400_000)}, p.root / "artifacts" / "zeros.joblib")
+    p.build(build_env, "--wheel")
+    with zipfile.ZipFile(p.wheel()) as zf:
+        assert zf.testzip() is None
+        got = {n: zf.getinfo(f"churn_model/_models/{n}/{n}.joblib").compress_type for n in ("noise", "zeros")}
+        assert zf.namelist()[-1].endswith(".dist-info/RECORD")
+    assert got == expected
+    env = venv()
+    env.install(str(p.wheel()))
+    sums = env.json("""
+        import json, churn_model
+        churn_model.verify()
+        print(json.dumps([float(churn_model.load()["w"].sum()), float(churn_model.load("zeros")["w"].sum())]))
+    """)
+    assert sums == [float(noise.sum()), 0.0]
