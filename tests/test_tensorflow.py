@@ -137,7 +137,13 @@ def test_h5_root_attributes_without_h5py(tmp_path: Path, libver: str, as_bytes: 
     assert fmt.name == "keras"
     got = fmt.inspect(h5, "m.h5")
     assert (got.requires, got.frameworks) == (["keras", "jax"], {"keras": "3.4.1"})
-    assert got.details == {"container": "h5", "keras_version": "3.4.1", "backend": "jax", "input_shapes": [[None, 3]]}
+    assert got.details == {
+        "container": "h5",
+        "keras_version": "3.4.1",
+        "backend": "jax",
+        "input_shapes": [[None, 3]],
+        "input_schema": {"inputs": [{"shape": [None, 3]}]},
+    }
 
 
 def test_h5_from_keras_2_admits_keras_3(tmp_path: Path):
