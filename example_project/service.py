@@ -12,9 +12,8 @@ import argparse
 import json
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import pandas as pd
-
 import churn_model
+import pandas as pd
 
 MODEL = churn_model.load()  # verified against its sha256 before it is unpickled
 INFO = {

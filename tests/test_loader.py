@@ -33,3 +33,60 @@ def test_unknown_model_error_is_a_readable_key_error():
     exc = loader.UnknownModelError("no model named 'x'; the packaged models are: 'a', 'b'")
     assert isinstance(exc, KeyError)
     assert str(exc) == "no model named 'x'; the packaged models are: 'a', 'b'"
+
+
+def _pack_with_one_file(tmp_path, data: bytes):
+    """A package directory holding one raw artifact and the manifest the build would write for it."""
+    import json
+    from pathlib import Path
+
+    from hatch_modelpack.manifest import hash_file_chunked
+
+    models_dir = tmp_path / "_models" / "blob"
+    models_dir.mkdir(parents=True)
+    artifact = models_dir / "blob.bin"
+    artifact.write_bytes(data)
+    size, sha, chunks = hash_file_chunked(artifact)
+    entry = {"path": "blob.bin", "size": size, "sha256": sha}
+    if chunks:
+        from hatch_modelpack.manifest import CHUNK_SIZE
+
+        entry.update(chunk_size=CHUNK_SIZE, chunks=list(chunks))
+    manifest = {
+        "distribution": "blob",
+        "version": "1.0",
+        "default": "blob",
+        "models": {"blob": {"name": "blob", "format": "raw", "path": "_models/blob/blob.bin", "files": [entry]}},
+    }
+    (tmp_path / loader.MANIFEST_NAME).write_text(json.dumps(manifest))
+    return loader._Pack(Path(tmp_path)), artifact, entry
+
+
+def test_large_files_are_checked_chunk_by_chunk_as_strictly_as_whole(tmp_path):
+    import os
+
+    data = os.urandom(20 << 20)  # above the chunked threshold: per-chunk digests on all cores
+    pack, artifact, entry = _pack_with_one_file(tmp_path, data)
+    assert len(entry["chunks"]) == 5
+    assert pack.load("blob", False, {}) == artifact
+    # One flipped byte in the last chunk is caught (a new file: the per-process memo must not hide it).
+    flipped = bytearray(data)
+    flipped[-1] ^= 1
+    artifact.unlink()
+    artifact.write_bytes(bytes(flipped))
+    with pytest.raises(loader.IntegrityError, match="differ"):
+        pack.load("blob", False, {})
+    # A truncated file is caught by its size.
+    artifact.unlink()
+    artifact.write_bytes(data[:-10])
+    with pytest.raises(loader.IntegrityError, match="expected"):
+        pack.verify("blob")
+
+
+def test_small_files_keep_the_whole_file_digest(tmp_path):
+    pack, artifact, entry = _pack_with_one_file(tmp_path, b"vocabulary\n" * 100)
+    assert "chunks" not in entry
+    pack.verify("blob")
+    artifact.write_bytes(b"changed")
+    with pytest.raises(loader.IntegrityError, match="does not match the manifest"):
+        pack.verify("blob")
