@@ -12,6 +12,8 @@ import hashlib
 import json
 import os
 import subprocess
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -101,19 +103,27 @@ def hash_file(path: Path) -> tuple[int, str]:
 def hash_file_chunked(path: Path) -> tuple[int, str, tuple[str, ...]]:
     """Size, sha256 and (for files of CHUNKED_MIN bytes or more) a sha256 per CHUNK_SIZE bytes, in one read.
 
-    The chunk digests let the generated loader verify a large file on all cores.
+    The chunk digests let the generated loader verify a large file on all cores. They are computed on a
+    second thread while this one feeds the whole-file digest (hashlib releases the GIL), so the build
+    pays for one pass, not two; at most a few chunks are in memory at once.
     """
     digest = hashlib.sha256()
+    futures: deque[Future[str]] = deque()
     chunks: list[str] = []
     size = 0
-    with open(path, "rb") as f:
-        buf = bytearray(CHUNK_SIZE)
-        view = memoryview(buf)
-        while n := f.readinto(buf):
-            digest.update(view[:n])
-            chunks.append(hashlib.sha256(view[:n]).hexdigest())
-            size += n
+    with open(path, "rb") as f, ThreadPoolExecutor(max_workers=1) as pool:
+        while data := f.read(CHUNK_SIZE):
+            futures.append(pool.submit(_sha256_hex, data))
+            digest.update(data)
+            size += len(data)
+            while len(futures) > 2:
+                chunks.append(futures.popleft().result())
+        chunks.extend(fut.result() for fut in futures)
     return size, digest.hexdigest(), tuple(chunks) if size >= CHUNKED_MIN else ()
+
+
+def _sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _artifact_files(model: ModelConfig, root: Path) -> list[tuple[str, Path]]:
