@@ -54,6 +54,7 @@ class ModelpackBuildHook(BuildHookInterface):
         # Artifacts written into the finished wheel by finalize(): (archive path, source, "store"|"deflate").
         self._pending: list[tuple[str, Path, str]] = []
         self._expected: dict[str, str] = {}
+        self._known: dict[str, tuple[str, tuple[int, ...]]] = {}
 
     # -- hatchling entry points ------------------------------------------------------------------
 
@@ -90,12 +91,12 @@ class ModelpackBuildHook(BuildHookInterface):
             if self._pending:
                 from hatch_modelpack.wheel_writer import add_artifacts
 
-                add_artifacts(Path(artifact_path), self._pending, expected_sha256=self._expected)
+                add_artifacts(Path(artifact_path), self._pending, expected_sha256=self._expected, known=self._known)
         except ModelpackError as exc:
             Path(artifact_path).unlink(missing_ok=True)  # a wheel without its artifacts must not remain
             self.app.abort(f"hatch-modelpack: {exc}")
         finally:
-            self._pending, self._expected = [], {}
+            self._pending, self._expected, self._known = [], {}, {}
             self._cleanup()
 
     # -- steps -----------------------------------------------------------------------------------
@@ -178,13 +179,14 @@ class ModelpackBuildHook(BuildHookInterface):
         # core. finalize() adds them to the finished wheel, stored or deflated on all cores, per file.
         from hatch_modelpack.wheel_writer import choose_compression
 
-        self._pending, self._expected = [], {}
+        self._pending, self._expected, self._known = [], {}, {}
         for packed in models:
             mode = packed.config.compression or pack.compression
             for f in packed.files:
                 arcname = f"{pack.package}/{DATA_DIR}/{packed.name}/{f.path}"
                 self._pending.append((arcname, f.source, choose_compression(f.source, mode)))
                 self._expected[arcname] = f.sha256
+                self._known[arcname] = (f.sha256, f.fingerprint)
             mapping.update(check_files(pack.package, packed.config))
         build_data["force_include"].update(mapping)
 

@@ -60,6 +60,9 @@ class FileEntry:
     size: int
     sha256: str
     chunks: tuple[str, ...] = ()
+    # (dev, ino, size, mtime_ns, ctime_ns) when unchanged across hashing: lets the wheel writer reuse
+    # the digest instead of hashing the same bytes again. Not part of the manifest.
+    fingerprint: tuple[int, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"path": self.path, "size": self.size, "sha256": self.sha256}
@@ -120,6 +123,18 @@ def hash_file_chunked(path: Path) -> tuple[int, str, tuple[str, ...]]:
                 chunks.append(futures.popleft().result())
         chunks.extend(fut.result() for fut in futures)
     return size, digest.hexdigest(), tuple(chunks) if size >= CHUNKED_MIN else ()
+
+
+def fingerprint(path: Path) -> tuple[int, ...]:
+    """What changes when a file's bytes can have changed; ctime cannot be set back without root."""
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _hashed_entry(rel: str, src: Path) -> FileEntry:
+    before = fingerprint(src)
+    size, sha, chunks = hash_file_chunked(src)
+    return FileEntry(rel, src, size, sha, chunks, before if fingerprint(src) == before else ())
 
 
 def _sha256_hex(data: bytes) -> str:
@@ -197,7 +212,7 @@ def analyse(pack: PackConfig, *, hash_files: bool = True) -> list[PackedModel]:
             requires = merge(pinned)
         packed = PackedModel(m, fmt, inspection, requires, _version_checks(inspection.frameworks, requires))
         if hash_files:
-            packed.files = [FileEntry(rel, src, *hash_file_chunked(src)) for rel, src in _artifact_files(m, pack.root)]
+            packed.files = [_hashed_entry(rel, src) for rel, src in _artifact_files(m, pack.root)]
         models.append(packed)
     return models
 

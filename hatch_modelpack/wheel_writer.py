@@ -318,6 +318,7 @@ def add_artifacts(
     workers: int | None = None,
     level: int = DEFLATE_LEVEL,
     expected_sha256: Mapping[str, str] | None = None,
+    known: Mapping[str, tuple[str, tuple[int, ...]]] | None = None,
     date_time: tuple[int, int, int, int, int, int] | None = None,
 ) -> list[WrittenArtifact]:
     """Rewrite ``wheel`` so it also holds ``artifacts`` (archive path, source file, "store"|"deflate").
@@ -371,7 +372,9 @@ def add_artifacts(
             for info in body:
                 _copy_entry(src, info, out)
             for arcname, source, how in artifacts:
-                item = _write_artifact(out, arcname, Path(source), how, dos_date, dos_time, pool, workers, level)
+                item = _write_artifact(
+                    out, arcname, Path(source), how, dos_date, dos_time, pool, workers, level, (known or {}).get(arcname)
+                )
                 want = (expected_sha256 or {}).get(arcname)
                 if want is not None and want != item.sha256:
                     raise WheelWriteError(
@@ -443,11 +446,16 @@ def _write_artifact(
     pool: ThreadPoolExecutor,
     workers: int,
     level: int,
+    known: tuple[str, tuple[int, ...]] | None = None,
 ) -> WrittenArtifact:
     name = arcname.encode("utf-8")
     with open(source, "rb") as f:
         st = os.fstat(f.fileno())
         size_hint = st.st_size
+        # A digest computed earlier in this build is reused when the open file is provably the one that
+        # was hashed (same device, inode, size, mtime and ctime, checked again after the copy).
+        opened = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        reuse = known is not None and bool(known[1]) and known[1] == opened
         deflate = how == "deflate"
         e = _Entry(
             name=name,
@@ -464,7 +472,7 @@ def _write_artifact(
             zip64_local=(size_hint * 1.05 if deflate else size_hint) > ZIP64_LIMIT,
         )
         out.begin(e)
-        sha = hashlib.sha256()
+        sha = _NoHash() if reuse else hashlib.sha256()
         crc = 0
         size = 0
         written = 0
@@ -495,9 +503,24 @@ def _write_artifact(
                 fh.write(chunk)
                 size += n
             written = size
+        if reuse:
+            st = os.fstat(f.fileno())
+            if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != opened:
+                raise WheelWriteError(f"{source}: changed while it was being written into the wheel; rebuild once nothing else is writing to it")
     e.crc, e.size, e.compressed_size = crc, size, written
     out.finish(e)
-    return WrittenArtifact(arcname, sha.hexdigest(), size, how, written)
+    digest = known[0] if reuse and known is not None else sha.hexdigest()
+    return WrittenArtifact(arcname, digest, size, how, written)
+
+
+class _NoHash:
+    """Stands in for sha256 when the digest is already known for exactly these bytes."""
+
+    def update(self, data: object) -> None:
+        pass
+
+    def hexdigest(self) -> str:  # pragma: no cover - never read
+        return ""
 
 
 def _write_record(

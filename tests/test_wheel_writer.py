@@ -347,3 +347,25 @@ def test_a_file_above_4_gib(tmp_path: Path) -> None:
     finally:
         big.unlink()
         base.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("how", ["store", "deflate"])
+def test_a_known_digest_is_reused_only_for_the_exact_file_that_was_hashed(base: Path, tmp_path: Path, how: str) -> None:
+    """The build hashes each artifact once: the writer reuses the manifest's digest when the file's
+    device, inode, size, mtime and ctime prove it is unchanged, and hashes again otherwise."""
+    from hatch_modelpack.manifest import fingerprint
+
+    art = compressible(tmp_path / "m.bin", 300_000)
+    real = hashlib.sha256(art.read_bytes()).hexdigest()
+    marker = "0" * 64  # a digest the writer could only have taken from `known`
+    arc = "demo/_models/m/m.bin"
+    wheel = tmp_path / "reuse.whl"
+    wheel.write_bytes(base.read_bytes())
+    (item,) = add_artifacts(wheel, [(arc, art, how)], known={arc: (marker, fingerprint(art))})
+    assert item.sha256 == marker
+    # A different fingerprint (the file was touched since it was hashed): hashed again, for real.
+    stale = (*fingerprint(art)[:-1], fingerprint(art)[-1] - 1)
+    wheel.write_bytes(base.read_bytes())
+    (item,) = add_artifacts(wheel, [(arc, art, how)], known={arc: (marker, stale)})
+    assert item.sha256 == real
+    assert_valid_wheel(wheel)
