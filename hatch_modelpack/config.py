@@ -54,10 +54,6 @@ class ModelConfig:
     check: CheckConfig | None = None  # the opt-in build-time smoke check (hatch_modelpack.smoke)
     compression: str | None = None  # how the artifact is stored in the wheel; None: the package's setting
 
-    @property
-    def key(self) -> str:
-        return f"models.{self.name}"
-
 
 @dataclass(frozen=True)
 class PackConfig:

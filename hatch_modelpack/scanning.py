@@ -46,7 +46,6 @@ import pickletools
 import re
 import struct
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -845,12 +844,6 @@ def scan_file(path: Path, kind: str, what: str | None = None) -> ScanResult:
 def scan_bytes(data: bytes, kind: str = "pickle", what: str = "<bytes>") -> ScanResult:
     """Scan an in-memory, uncompressed stream (tests, nested payloads)."""
     return scan_stream(_Stream(io.BytesIO(data), len(data), what), kind)
-
-
-def iter_versions(result: ScanResult) -> Iterator[tuple[str, str]]:
-    for dist, versions in sorted(result.recorded_versions.items()):
-        for v in sorted(versions):
-            yield dist, v
 
 
 # --------------------------------------------------------------------------------------------------
