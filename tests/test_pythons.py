@@ -1,0 +1,88 @@
+"""Other Pythons: the generated loader on an old interpreter, and a build on the oldest supported one.
+
+The loader is copied into model wheels that may be installed on any Python the model's project
+allows, so it keeps to Python 3.8's syntax and standard library. The plugin itself supports what
+current hatchling supports (3.10+; ``tomli`` where ``tomllib`` is missing). Each test is skipped when
+the interpreter is not on this machine.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import REPO, UV, Venv, make_pipeline, run, save_model
+
+
+def _python(version: str) -> str | None:
+    """A real interpreter of that version (pyenv's shims answer for versions that are not active)."""
+    versions = Path("/root/.pyenv/versions")
+    found = sorted(versions.glob(f"{version}.*/bin/python")) if versions.is_dir() else []
+    if found:
+        return str(found[-1])
+    candidate = shutil.which(f"python{version}")
+    return candidate if candidate and "shims" not in candidate else None
+
+
+def test_generated_loader_runs_on_python_3_8(tmp_path):
+    py = _python("3.8")
+    if py is None:
+        pytest.skip("no Python 3.8 on this machine")
+    pkg = tmp_path / "tok_model"
+    (pkg / "_models" / "vocab").mkdir(parents=True)
+    shutil.copy(REPO / "hatch_modelpack" / "loader.py", pkg / "_modelpack.py")
+    shutil.copy(REPO / "hatch_modelpack" / "package_init.py", pkg / "__init__.py")
+    vocab = pkg / "_models" / "vocab" / "vocab.txt"
+    vocab.write_text("hello\nworld\n")
+    import hashlib
+
+    manifest = {
+        "manifest_version": 1,
+        "distribution": "tok-model",
+        "version": "0.1.0",
+        "package": "tok_model",
+        "default": "vocab",
+        "models": {
+            "vocab": {
+                "name": "vocab",
+                "format": "raw",
+                "path": "_models/vocab/vocab.txt",
+                "kind": "file",
+                "files": [{"path": "vocab.txt", "size": vocab.stat().st_size, "sha256": hashlib.sha256(vocab.read_bytes()).hexdigest()}],
+                "requires": [],
+                "version_checks": [],
+            }
+        },
+    }
+    (pkg / "_modelpack.json").write_text(json.dumps(manifest))
+    code = (
+        "import json, sys, tok_model\n"
+        "p = tok_model.load(); tok_model.verify()\n"
+        "err = None\n"
+        "try:\n    tok_model.load('nope')\nexcept KeyError as e:\n    err = str(e)\n"
+        "print(json.dumps([sys.version_info[:2], tok_model.__version__, p.read_text(), list(tok_model.models()), err]))\n"
+    )
+    out = run([py, "-c", code], cwd=tmp_path).stdout
+    version, ver, text, models, err = json.loads(out.strip().splitlines()[-1])
+    assert version == [3, 8] and ver == "0.1.0" and text == "hello\nworld\n" and models == ["vocab"]
+    assert "'vocab'" in err
+    vocab.write_text("tampered\n")
+    out = run([py, "-c", "import tok_model\ntry:\n    tok_model.load()\nexcept tok_model.IntegrityError as e:\n    print('refused', e)\n"], cwd=tmp_path).stdout
+    assert out.startswith("refused") and "vocab.txt" in out
+
+
+@pytest.mark.slow
+def test_build_on_python_3_10_uses_tomli(project, build_env, tmp_path):
+    py = _python("3.10")
+    if py is None:
+        pytest.skip("no Python 3.10 on this machine")
+    model, _ = make_pipeline(seed=11)
+    p = project()
+    save_model(model, p.root / "artifacts" / "churn.joblib")
+    builder = tmp_path / "py310"
+    run([UV, "venv", "--quiet", "--seed", "--python", py, str(builder)])
+    Venv(builder).install("build")
+    run([str(builder / "bin" / "python"), "-m", "build", "--wheel", "--outdir", str(p.root / "dist"), str(p.root)], env=build_env)
+    assert p.wheel().name == "churn_model-1.2.0-py3-none-any.whl"
