@@ -151,15 +151,11 @@ class _Pack:
         artifact = self.base() / entry["path"]
         parent = artifact.parent
         with self._model_lock(name):
-            fingerprints = tuple(_fingerprint(parent / f["path"]) for f in entry["files"])
-            if not force and self._verified.get(name) == fingerprints:
+            if not force and self._verified.get(name) == tuple(_fingerprint(parent / f["path"]) for f in entry["files"]):
                 return artifact
-            for f in entry["files"]:
-                file_path = parent / f["path"]
-                _check_file(file_path, f, self.manifest)
-            # Re-stat after hashing: a file replaced while we read it must not be remembered as good.
-            if tuple(_fingerprint(parent / f["path"]) for f in entry["files"]) == fingerprints:
-                self._verified[name] = fingerprints
+            verified = _verify_files(parent, entry["files"], self.manifest)
+            if verified is not None:
+                self._verified[name] = verified
             return artifact
 
     def check_versions(self, name: Optional[str]) -> None:
@@ -221,6 +217,43 @@ def _installed_version(dist: str) -> Optional[str]:
         except _importlib_metadata.PackageNotFoundError:
             continue
     return None
+
+
+#: Path -> stat fingerprint of every file whose sha256 matched in this process.
+_VERIFIED_FILES: Dict[str, Tuple[int, ...]] = {}
+
+
+def _open_verified(file_path: Path) -> Any:
+    """Open the file that was verified, not whatever sits at its path now.
+
+    The unpickler reads from this handle, and the handle's device, inode, size, mtime and ctime must
+    be those recorded when the sha256 matched: a file swapped or rewritten after the check is refused.
+    """
+    f = open(file_path, "rb")  # noqa: SIM115 - returned to the caller's with-block
+    st = os.fstat(f.fileno())
+    if _VERIFIED_FILES.get(str(file_path)) != (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns):
+        f.close()
+        raise IntegrityError(
+            f"{file_path}: changed between its sha256 check and loading; nothing was loaded. Something is "
+            "writing to the installed package: stop it and reinstall the package."
+        )
+    return f
+
+
+def _verify_files(parent: Path, files: List[Dict[str, Any]], manifest: Dict[str, Any]) -> Optional[Tuple[Tuple[int, ...], ...]]:
+    """Hash each file against its manifest entry (IntegrityError on a mismatch).
+
+    Returns the files' fingerprints, remembered as verified, when no file changed while it was hashed;
+    None otherwise (a file replaced during the check must not be remembered as good).
+    """
+    fingerprints = tuple(_fingerprint(parent / f["path"]) for f in files)
+    for f in files:
+        _check_file(parent / f["path"], f, manifest)
+    if tuple(_fingerprint(parent / f["path"]) for f in files) != fingerprints:
+        return None
+    for f, fp in zip(files, fingerprints):  # noqa: B905 - Python 3.8 has no strict=
+        _VERIFIED_FILES[str(parent / f["path"])] = fp
+    return fingerprints
 
 
 def _fingerprint(file_path: Path) -> Tuple[int, ...]:
@@ -315,12 +348,15 @@ def _check_chunks(file_path: Path, expected: Dict[str, Any], chunks: List[str], 
 
 def _load_joblib(artifact: Path, entry: Dict[str, Any], kwargs: Dict[str, Any]) -> Any:
     joblib = import_module("joblib")
-    return joblib.load(artifact, **kwargs)
+    if kwargs.get("mmap_mode") is not None:
+        return joblib.load(artifact, **kwargs)  # joblib maps the file by path; it cannot take a handle
+    with _open_verified(artifact) as f:
+        return joblib.load(f, **kwargs)
 
 
 def _load_pickle(artifact: Path, entry: Dict[str, Any], kwargs: Dict[str, Any]) -> Any:
     pickle = import_module("pickle")
-    with open(artifact, "rb") as f:
+    with _open_verified(artifact) as f:
         return pickle.load(f, **kwargs)
 
 

@@ -279,7 +279,10 @@ def _main(argv: list[str]) -> int:
 
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     entry = spec["entry"]
-    model = loader._LOADERS[entry["format"]](Path(spec["artifact"]), entry, {})
+    artifact = Path(spec["artifact"])
+    # The same rule as load(): the bytes the build hashed are the bytes deserialised.
+    loader._verify_files(artifact.parent, entry["files"], {})
+    model = loader._LOADERS[entry["format"]](artifact, entry, {})
     try:
         result = loader._run_check(model, entry, Path("/"))
     except loader.CheckError as exc:

@@ -90,3 +90,34 @@ def test_small_files_keep_the_whole_file_digest(tmp_path):
     artifact.write_bytes(b"changed")
     with pytest.raises(loader.IntegrityError, match="does not match the manifest"):
         pack.verify("blob")
+
+
+def test_the_unpickler_reads_the_verified_file_not_a_swapped_one(tmp_path):
+    """A file replaced after its sha256 matched (a new inode at the same path) is refused, unread."""
+    import json
+    import pickle
+    from pathlib import Path
+
+    from hatch_modelpack.manifest import hash_file
+
+    art_dir = tmp_path / "_models" / "m"
+    art_dir.mkdir(parents=True)
+    artifact = art_dir / "m.pkl"
+    artifact.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    size, sha = hash_file(artifact)
+    manifest = {
+        "distribution": "m",
+        "version": "1",
+        "default": "m",
+        "models": {"m": {"name": "m", "format": "pickle", "path": "_models/m/m.pkl", "files": [{"path": "m.pkl", "size": size, "sha256": sha}]}},
+    }
+    (tmp_path / loader.MANIFEST_NAME).write_text(json.dumps(manifest))
+    pack = loader._Pack(Path(tmp_path))
+    assert pack.load("m", False, {}) == {"weights": [1, 2, 3]}
+    # Verified, then swapped for other bytes before the unpickler opens it.
+    pack.verify("m", force=True)
+    replacement = tmp_path / "swap.pkl"
+    replacement.write_bytes(pickle.dumps({"weights": "evil"}))
+    replacement.replace(artifact)
+    with pytest.raises(loader.IntegrityError, match="changed between its sha256 check and loading"):
+        loader._load_pickle(artifact, manifest["models"]["m"], {})
