@@ -140,6 +140,15 @@ class ModelpackBuildHook(BuildHookInterface):
     def _wheel(self, pack: PackConfig, version: str, build_data: dict[str, Any]) -> None:
         user_pkg = self._user_package(pack)
         models = analyse(pack, hash_files=True)
+        if user_pkg is not None:
+            pkg_real = Path(os.path.realpath(user_pkg))
+            inside = [m.path for m in pack.models if pkg_real in m.source.parents]
+            if inside:
+                self.app.display_warning(
+                    f"hatch-modelpack: {', '.join(inside)} lies inside the package directory {user_pkg.name}/, so "
+                    f"the wheel carries it twice (as a package file and under {pack.package}/{DATA_DIR}/). Move "
+                    "artifacts to a folder outside the package, such as artifacts/."
+                )
         # Only now, with the static scan passed, may a check deserialise an artifact (in a subprocess).
         run_checks(pack, models, self.app.display_info)
         self._add_dependencies(models, build_data)

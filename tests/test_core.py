@@ -351,3 +351,14 @@ def test_compression_is_chosen_per_artifact(project, build_env, venv, setting, e
         print(json.dumps([float(churn_model.load()["w"].sum()), float(churn_model.load("zeros")["w"].sum())]))
     """)
     assert sums == [float(noise.sum()), 0.0]
+
+
+def test_an_artifact_inside_the_package_directory_is_warned_about(project, build_env):
+    model, _ = make_pipeline(seed=12)
+    p = project(models='churn = "churn_model/model.joblib"')
+    p.write("churn_model/__init__.py", "from ._modelpack import load\n")
+    save_model(model, p.root / "churn_model" / "model.joblib")
+    out = p.build(build_env, "--wheel")
+    assert "churn_model/model.joblib lies inside the package directory churn_model/" in out.stdout + out.stderr
+    names = wheel_names(p.wheel())
+    assert "churn_model/_models/churn/model.joblib" in names and "churn_model/model.joblib" in names
