@@ -406,24 +406,14 @@ def _copy_entry(src: BinaryIO, info: zipfile.ZipInfo, out: _ZipOut) -> None:
         raise WheelWriteError(f"{info.filename}: bad local file header in the wheel hatchling wrote")
     name = src.read(head[10])  # the raw bytes, whatever their encoding
     src.seek(head[11], os.SEEK_CUR)
-    dos_date, dos_time = _dos(info.date_time)
-    e = _Entry(
+    e = _entry_like(
+        info,
         name=name,
         flags=info.flag_bits & ~_DESCRIPTOR_FLAG,
         method=info.compress_type,
-        dos_time=dos_time,
-        dos_date=dos_date,
         crc=info.CRC,
         compressed_size=info.compress_size,
         size=info.file_size,
-        offset=0,
-        external_attr=info.external_attr,
-        create_system=info.create_system,
-        create_version=info.create_version,
-        extract_version=info.extract_version,
-        internal_attr=info.internal_attr,
-        extra=_strip_zip64(info.extra),
-        zip64_local=max(info.file_size, info.compress_size) > ZIP64_LIMIT,
     )
     out.begin(e)
     remaining = info.compress_size
@@ -434,6 +424,29 @@ def _copy_entry(src: BinaryIO, info: zipfile.ZipInfo, out: _ZipOut) -> None:
         out.fh.write(chunk)
         remaining -= len(chunk)
     out.finish(e)
+
+
+def _entry_like(info: zipfile.ZipInfo, *, name: bytes, flags: int, method: int, crc: int, compressed_size: int, size: int) -> _Entry:
+    """A new entry that keeps an existing one's time, attributes, versions and extra field."""
+    dos_date, dos_time = _dos(info.date_time)
+    return _Entry(
+        name=name,
+        flags=flags,
+        method=method,
+        dos_time=dos_time,
+        dos_date=dos_date,
+        crc=crc,
+        compressed_size=compressed_size,
+        size=size,
+        offset=0,
+        external_attr=info.external_attr,
+        create_system=info.create_system,
+        create_version=info.create_version,
+        extract_version=info.extract_version,
+        internal_attr=info.internal_attr,
+        extra=_strip_zip64(info.extra),
+        zip64_local=max(size, compressed_size) > ZIP64_LIMIT,
+    )
 
 
 def _write_artifact(
@@ -537,28 +550,19 @@ def _write_record(
     writer = csv.writer(text, delimiter=",", quotechar='"', lineterminator="\n")
     writer.writerows(rows)
     data = text.getvalue().encode("utf-8")
-    dos_date, dos_time = _dos(record_info.date_time)
     method = record_info.compress_type
     if method != zipfile.ZIP_STORED:
         method, payload = zipfile.ZIP_DEFLATED, _deflate_block(data, None, True, DEFLATE_LEVEL)
     else:
         payload = data
-    e = _Entry(
+    e = _entry_like(
+        record_info,
         name=record_path.encode("utf-8"),
         flags=record_info.flag_bits & _UTF8_FLAG,
         method=method,
-        dos_time=dos_time,
-        dos_date=dos_date,
         crc=zlib.crc32(data),
         compressed_size=len(payload),
         size=len(data),
-        offset=0,
-        external_attr=record_info.external_attr,
-        create_system=record_info.create_system,
-        create_version=record_info.create_version,
-        extract_version=record_info.extract_version,
-        internal_attr=record_info.internal_attr,
-        extra=_strip_zip64(record_info.extra),
     )
     out.begin(e)
     out.fh.write(payload)
