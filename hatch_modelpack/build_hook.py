@@ -2,8 +2,10 @@
 
 For the sdist it only makes sure the artifacts travel (even when git-ignored), after checking
 everything the wheel build will check, so a bad model fails before any archive is written. For the
-wheel it writes the generated files to a temporary directory (never into the source tree), maps them
-and the artifacts into the package with ``force_include``, and removes the directory afterwards.
+wheel it writes the generated files to a temporary directory (never into the source tree) and maps
+them into the package with ``force_include``; the artifacts stay out of hatchling's file list and
+``finalize`` writes them into the finished wheel (stored or deflated on all cores, per file, see
+``wheel_writer``). Editable wheels get the loader and a manifest that points at the source tree.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class ModelpackBuildHook(BuildHookInterface):
         self._tmp: str | None = None
         # Artifacts written into the finished wheel by finalize(): (archive path, source, "store"|"deflate").
         self._pending: list[tuple[str, Path, str]] = []
-        self._expected: dict[str, str] = {}
+        # Archive path -> (sha256 from the manifest, stat fingerprint when it was hashed).
         self._known: dict[str, tuple[str, tuple[int, ...]]] = {}
 
     # -- hatchling entry points ------------------------------------------------------------------
@@ -91,12 +93,13 @@ class ModelpackBuildHook(BuildHookInterface):
             if self._pending:
                 from hatch_modelpack.wheel_writer import add_artifacts
 
-                add_artifacts(Path(artifact_path), self._pending, expected_sha256=self._expected, known=self._known)
+                expected = {arcname: sha for arcname, (sha, _) in self._known.items()}
+                add_artifacts(Path(artifact_path), self._pending, expected_sha256=expected, known=self._known)
         except ModelpackError as exc:
             Path(artifact_path).unlink(missing_ok=True)  # a wheel without its artifacts must not remain
             self.app.abort(f"hatch-modelpack: {exc}")
         finally:
-            self._pending, self._expected, self._known = [], {}, {}
+            self._pending, self._known = [], {}
             self._cleanup()
 
     # -- steps -----------------------------------------------------------------------------------
@@ -188,13 +191,12 @@ class ModelpackBuildHook(BuildHookInterface):
         # core. finalize() adds them to the finished wheel, stored or deflated on all cores, per file.
         from hatch_modelpack.wheel_writer import choose_compression
 
-        self._pending, self._expected, self._known = [], {}, {}
+        self._pending, self._known = [], {}
         for packed in models:
             mode = packed.config.compression or pack.compression
             for f in packed.files:
                 arcname = f"{pack.package}/{DATA_DIR}/{packed.name}/{f.path}"
                 self._pending.append((arcname, f.source, choose_compression(f.source, mode)))
-                self._expected[arcname] = f.sha256
                 self._known[arcname] = (f.sha256, f.fingerprint)
             mapping.update(check_files(pack.package, packed.config))
         build_data["force_include"].update(mapping)
