@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -12,11 +13,23 @@ from hatch_modelpack.scanning import ScanResult, scan_file, sklearn_input_schema
 
 _SAVE = {"joblib": "joblib.dump(model, path)", "pickle": "pickle.dump(model, f, protocol=5)"}
 
+# One build process asks twice (the metadata hook for PKG-INFO, then the build hook); a compressed
+# joblib file is decompressed in full by each scan. Keyed on what changes when the bytes can have.
+_SCANS: dict[tuple[Any, ...], ScanResult] = {}
+
+
+def _scan(path: Path, kind: str, label: str) -> ScanResult:
+    st = os.stat(path)
+    key = (os.path.realpath(path), kind, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if key not in _SCANS:
+        _SCANS[key] = scan_file(path, kind, label)
+    return _SCANS[key]
+
 
 def inspect_pickled(path: Path, label: str, kind: str) -> Inspection:
     """Shared by pickle and joblib: scan, then map the globals to distributions."""
     try:
-        result: ScanResult = scan_file(path, kind, label)
+        result = _scan(path, kind, label)
     except ScanError as exc:
         # The scanner says what it could not read; the user needs to know what to do about it.
         raise ScanError(
