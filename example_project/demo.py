@@ -9,8 +9,10 @@ against the ones saved at training time, and asks the HTTP service for a predict
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -35,8 +37,11 @@ def venv(path: Path) -> Path:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--keep", action="store_true", help="keep the working directory (venvs, wheels) afterwards")
+    args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="modelpack-demo-"))
-    print(f"working in {work}")
+    print(f"working in {work} (kept if anything fails)")
 
     # 1. Train, in a training environment.
     train = venv(work / "train-env")
@@ -97,6 +102,8 @@ print("requires:", churn_model.metadata()["requires"])
     finally:
         server.terminate()
         server.wait()
+    if not args.keep:
+        shutil.rmtree(work)
     print("\ndemo passed")
 
 
