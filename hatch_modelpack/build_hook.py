@@ -44,7 +44,7 @@ EDITABLE_PREFIX = "_modelpack_editable_"
 
 
 def _template(name: str) -> bytes:
-    return files("hatch_modelpack").joinpath(name).read_bytes()
+    return files("hatch_modelpack.runtime").joinpath(name).read_bytes()
 
 
 class ModelpackBuildHook(BuildHookInterface):

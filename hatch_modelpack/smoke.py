@@ -275,7 +275,7 @@ def run_checks(pack: PackConfig, models: list[PackedModel], report: Any = None) 
 
 def _main(argv: list[str]) -> int:
     """The subprocess: load with the generated loader's own functions, run the same check as ``check()``."""
-    from hatch_modelpack import loader
+    from hatch_modelpack.runtime import loader
 
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     entry = spec["entry"]

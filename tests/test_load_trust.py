@@ -1,6 +1,6 @@
 """Load time: tampered files are refused before a byte is unpickled, versions are checked, threads are safe.
 
-The fast tests drive the generated loader directly (``hatch_modelpack.loader._Pack`` pointed at a
+The fast tests drive the generated loader directly (``hatch_modelpack.runtime.loader._Pack`` pointed at a
 package directory made from a real manifest); the slow ones go through a real wheel installed into
 a fresh venv, since that is what a service runs.
 """
@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from conftest import make_pipeline, save_model, tamper
 
-from hatch_modelpack import loader
 from hatch_modelpack.config import load_config
 from hatch_modelpack.manifest import MANIFEST_NAME, analyse, build_manifest, dumps
+from hatch_modelpack.runtime import loader
 
 
 class Marker:

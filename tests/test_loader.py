@@ -6,7 +6,7 @@ import importlib.metadata as md
 
 import pytest
 
-from hatch_modelpack import loader
+from hatch_modelpack.runtime import loader
 
 
 @pytest.mark.parametrize(

@@ -32,8 +32,8 @@ def test_generated_loader_runs_on_python_3_8(tmp_path):
         pytest.skip("no Python 3.8 on this machine")
     pkg = tmp_path / "tok_model"
     (pkg / "_models" / "vocab").mkdir(parents=True)
-    shutil.copy(REPO / "hatch_modelpack" / "loader.py", pkg / "_modelpack.py")
-    shutil.copy(REPO / "hatch_modelpack" / "package_init.py", pkg / "__init__.py")
+    shutil.copy(REPO / "hatch_modelpack" / "runtime" / "loader.py", pkg / "_modelpack.py")
+    shutil.copy(REPO / "hatch_modelpack" / "runtime" / "package_init.py", pkg / "__init__.py")
     vocab = pkg / "_models" / "vocab" / "vocab.txt"
     vocab.write_text("hello\nworld\n")
     import hashlib
