@@ -326,7 +326,7 @@ def fig_build(report: Report, py: Path, models: dict[str, Path], work: Path, rep
 
 
 def build_case(report: Report, py: Path, artifact: Path, name: str, work: Path, repeats: int, floor: float | None) -> Path:
-    from hatch_modelpack.wheel_writer import add_artifacts, choose_compression
+    from hatch_modelpack.wheel_writer import Artifact, add_artifacts, choose_compression
 
     dist_name, model = f"{name}-model", name
     pkg = dist_name.replace("-", "_")
@@ -353,7 +353,7 @@ def build_case(report: Report, py: Path, artifact: Path, name: str, work: Path, 
         t = time.perf_counter()
         _, whl = build(py, bare)
         how = choose_compression(artifact, "auto")
-        add_artifacts(whl, [(arcname, artifact, how)])
+        add_artifacts(whl, [Artifact(arcname, artifact, how)])
         out["writer"] = whl
         chosen.append(how)
         return time.perf_counter() - t

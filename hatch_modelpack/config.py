@@ -7,27 +7,26 @@ an artifact is read.
 from __future__ import annotations
 
 import difflib
+import json
 import keyword
+import math
 import os
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from hatch_modelpack.contract import COMPRESSIONS, FORMAT_NAMES
 from hatch_modelpack.errors import ConfigError
 from hatch_modelpack.requirements import PIN_POLICIES, check_requirement
-
-if TYPE_CHECKING:
-    from hatch_modelpack.smoke import CheckConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-FORMATS = ("joblib", "pickle", "keras", "savedmodel", "skops", "onnx", "raw")
-COMPRESSIONS = ("auto", "deflate", "store")
+FORMATS = FORMAT_NAMES  # the names live in hatch_modelpack.contract, shared with the loader
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 #: Keys hatchling itself reads from every build hook's table; they are not ours to validate.
@@ -35,8 +34,43 @@ HATCHLING_KEYS = frozenset({"dependencies", "require-runtime-dependencies", "req
 TOP_KEYS = frozenset({"package", "models", "pin", "allow-globals", "compression"})
 MODEL_KEYS = frozenset({"path", "format", "default", "requires", "description", "metadata", "pin", "allow-globals", "check", "compression"})
 
+CHECK_KEYS = frozenset({"input", "expected", "tolerance", "method", "timeout"})
+EXAMPLE_SUFFIXES = (".npy", ".csv", ".json")
+DEFAULT_TOLERANCE = 1e-6
+DEFAULT_TIMEOUT = 600.0
+
 BUILD_TABLE = "tool.hatch.build.hooks.modelpack"
-WHEEL_TABLE = "tool.hatch.build.targets.wheel.hooks.modelpack"
+
+
+def target_table(target: str) -> str:
+    return f"tool.hatch.build.targets.{target}.hooks.modelpack"
+
+
+WHEEL_TABLE = target_table("wheel")
+
+
+def applicable_table(target: str, target_has_own: bool) -> str:
+    """The table a target's build hook reads: its own replaces the global one (hatchling does not merge them)."""
+    return target_table(target) if target_has_own else BUILD_TABLE
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    """``models.NAME.check``: the opt-in build-time smoke check (run by :mod:`hatch_modelpack.smoke`)."""
+
+    input: str  # as written, relative to the project root
+    input_source: Path
+    expected: str | None
+    expected_source: Path | None
+    tolerance: float
+    method: str | None  # None: "predict", or an ONNX model's first output
+    timeout: float
+
+    def files(self) -> dict[str, Path]:
+        out = {"input": self.input_source}
+        if self.expected_source is not None:
+            out["expected"] = self.expected_source
+        return out
 
 
 @dataclass(frozen=True)
@@ -51,7 +85,7 @@ class ModelConfig:
     metadata: dict[str, Any]
     pin: str | None
     allow_globals: tuple[str, ...]
-    check: CheckConfig | None = None  # the opt-in build-time smoke check (hatch_modelpack.smoke)
+    check: CheckConfig | None = None  # the opt-in build-time smoke check
     compression: str | None = None  # how the artifact is stored in the wheel; None: the package's setting
 
 
@@ -204,14 +238,58 @@ def _compression(ctx: Ctx, key: str, value: Any) -> str | None:
 
 
 def _check(ctx: Ctx, key: str, value: Any) -> CheckConfig:
-    from hatch_modelpack.smoke import parse_check  # lazy: most projects have no check
+    """Validate ``models.NAME.check`` (``key`` is ``models.NAME.check``) into a :class:`CheckConfig`."""
+    table = f"[{ctx.table}.{key}]"
+    if isinstance(value, str):
+        value = {"input": value}
+    if not isinstance(value, dict):
+        raise ctx.error(key, f"must be a table, not {_type_name(value)}", f'Write a {table} table with input = "checks/example.npy".')
+    check_keys(ctx, key, value, CHECK_KEYS)
+    if "input" not in value:
+        raise ctx.error(key, "has no `input`", f'Add input = "checks/example.npy" (an .npy, .csv or .json example) to {table}.')
+    input_rel, input_source = _example(ctx, key, value, "input")
+    expected_rel, expected_source = _example(ctx, key, value, "expected") if "expected" in value else (None, None)
+    tolerance = value.get("tolerance", DEFAULT_TOLERANCE)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not math.isfinite(tolerance) or tolerance < 0:
+        raise ctx.error(f"{key}.tolerance", f"is {tolerance!r}", "Write a non-negative number, e.g. tolerance = 1e-6 (relative and absolute).")
+    if "tolerance" in value and expected_rel is None:
+        raise ctx.error(f"{key}.tolerance", "is set, but there is no `expected` output to compare with", f'Add expected = "checks/expected.npy" to {table}, or remove tolerance.')
+    method = value.get("method")
+    if method is not None and (not isinstance(method, str) or not method):
+        raise ctx.error(f"{key}.method", f"is {method!r}", 'Write the method to call, e.g. method = "predict_proba" (for ONNX: an output name).')
+    timeout = value.get("timeout", DEFAULT_TIMEOUT)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ctx.error(f"{key}.timeout", f"is {timeout!r}", "Write the seconds the check may take, e.g. timeout = 600.")
+    return CheckConfig(input_rel, input_source, expected_rel, expected_source, float(tolerance), method, float(timeout))
 
-    return parse_check(ctx, key, value)
+
+def _example(ctx: Ctx, key: str, value: dict[str, Any], sub: str) -> tuple[str, Path]:
+    raw = value[sub]
+    source = _resolve_path(ctx, f"{key}.{sub}", raw)
+    if not source.is_file() or source.suffix.lower() not in EXAMPLE_SUFFIXES:
+        raise ctx.error(
+            f"{key}.{sub}",
+            f"is {raw!r}, which is not an .npy, .csv or .json file",
+            "Save the example with numpy.save(path, array), DataFrame.to_csv(path, index=False) or json.dump.",
+        )
+    return str(raw), source
+
+
+#: Validated configs of this process, so the metadata hook, the build hook's steps, the smoke check
+#: and `modelpack init` share one (and so one analysis). Only successes are kept.
+_CONFIGS: dict[str, PackConfig] = {}
 
 
 def load_config(root: str | Path, config: dict[str, Any], project_name: str, table: str = BUILD_TABLE) -> PackConfig:
-    """Validate the hook's table (as hatchling hands it over) into a :class:`PackConfig`."""
-    ctx = Ctx(Path(root), table)
+    """Validate the hook's table (as hatchling hands it over) into a :class:`PackConfig`, once per process."""
+    key = json.dumps([os.fspath(root), table, project_name, config], sort_keys=True, default=str)
+    if key not in _CONFIGS:
+        _CONFIGS[key] = _validate(Path(root), config, project_name, table)
+    return _CONFIGS[key]
+
+
+def _validate(root: Path, config: dict[str, Any], project_name: str, table: str) -> PackConfig:
+    ctx = Ctx(root, table)
     check_keys(ctx, "", config, TOP_KEYS, HATCHLING_KEYS)
     package = config.get("package", normalize_package_name(project_name))
     if not isinstance(package, str) or not package.isidentifier() or keyword.iskeyword(package):
@@ -268,8 +346,8 @@ def read_pyproject_table(root: str | Path) -> tuple[dict[str, Any], str, str]:
     target = hatch.get("build", {}).get("targets", {}).get("wheel", {}).get("hooks", {}).get("modelpack")
     name = data.get("project", {}).get("name", "")
     if target is not None:
-        return target, WHEEL_TABLE, name
+        return target, applicable_table("wheel", True), name
     table = hatch.get("build", {}).get("hooks", {}).get("modelpack")
     if table is None:
         raise ConfigError(f"{path}: has no [{BUILD_TABLE}] table. Add it with a [{BUILD_TABLE}.models] table naming your artifacts.")
-    return table, BUILD_TABLE, name
+    return table, applicable_table("wheel", False), name

@@ -14,9 +14,9 @@ from typing import Any
 
 from hatchling.metadata.plugin.interface import MetadataHookInterface
 
+from hatch_modelpack.analysis import analysis_of
 from hatch_modelpack.config import Ctx, check_keys, load_config, read_pyproject_table, requirements_list
 from hatch_modelpack.errors import ConfigError, ModelpackError
-from hatch_modelpack.manifest import analyse, requirements
 from hatch_modelpack.requirements import merge
 
 METADATA_TABLE = "tool.hatch.metadata.hooks.modelpack"
@@ -45,4 +45,4 @@ class ModelpackMetadataHook(MetadataHookInterface):
         own = requirements_list(ctx, "dependencies", self.config.get("dependencies", []))
         table, location, _ = read_pyproject_table(self.root)
         pack = load_config(self.root, table, metadata["name"], location)
-        return merge([*own, *requirements(analyse(pack, hash_files=False))])
+        return merge([*own, *analysis_of(pack).requirements])

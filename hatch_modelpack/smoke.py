@@ -16,26 +16,20 @@ the build saw.
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from hatch_modelpack.analysis import Analysis, PackedModel
 from hatch_modelpack.errors import ModelpackError
+from hatch_modelpack.manifest import model_entry
+from hatch_modelpack.requirements import merge
+from hatch_modelpack.runtime import loader
 
-if TYPE_CHECKING:
-    from hatch_modelpack.config import Ctx, ModelConfig, PackConfig
-    from hatch_modelpack.manifest import PackedModel
-
-CHECK_DIR = "_checks"
-CHECK_KEYS = frozenset({"input", "expected", "tolerance", "method", "timeout"})
-EXAMPLE_SUFFIXES = (".npy", ".csv", ".json")
-DEFAULT_TOLERANCE = 1e-6
-DEFAULT_TIMEOUT = 600.0
 #: Exit status of the check subprocess when the model ran but its output drifted.
 DRIFT_EXIT = 3
 _RESULT_PREFIX = "MODELPACK-CHECK-RESULT "
@@ -45,130 +39,21 @@ class SmokeCheckError(ModelpackError):
     """The model did not load, raised on its example, or drifted from the expected output."""
 
 
-@dataclass(frozen=True)
-class CheckConfig:
-    input: str  # as written, relative to the project root
-    input_source: Path
-    expected: str | None
-    expected_source: Path | None
-    tolerance: float
-    method: str | None  # None: "predict", or an ONNX model's first output
-    timeout: float
-
-    def files(self) -> dict[str, Path]:
-        out = {"input": self.input_source}
-        if self.expected_source is not None:
-            out["expected"] = self.expected_source
-        return out
-
-
-# -- configuration -------------------------------------------------------------------------------
-
-
-def parse_check(ctx: Ctx, key: str, value: Any) -> CheckConfig:
-    """Validate ``models.NAME.check`` (``key`` is ``models.NAME.check``) into a :class:`CheckConfig`."""
-    from hatch_modelpack.config import _resolve_path, _type_name, check_keys
-
-    table = f"[{ctx.table}.{key}]"
-    if isinstance(value, str):
-        value = {"input": value}
-    if not isinstance(value, dict):
-        raise ctx.error(key, f"must be a table, not {_type_name(value)}", f'Write a {table} table with input = "checks/example.npy".')
-    check_keys(ctx, key, value, CHECK_KEYS)
-    if "input" not in value:
-        raise ctx.error(key, "has no `input`", f'Add input = "checks/example.npy" (an .npy, .csv or .json example) to {table}.')
-
-    def example(sub: str) -> tuple[str, Path]:
-        raw = value[sub]
-        source = _resolve_path(ctx, f"{key}.{sub}", raw)
-        if not source.is_file() or source.suffix.lower() not in EXAMPLE_SUFFIXES:
-            raise ctx.error(
-                f"{key}.{sub}",
-                f"is {raw!r}, which is not an .npy, .csv or .json file",
-                "Save the example with numpy.save(path, array), DataFrame.to_csv(path, index=False) or json.dump.",
-            )
-        return raw, source
-
-    input_rel, input_source = example("input")
-    expected_rel, expected_source = example("expected") if "expected" in value else (None, None)
-    tolerance = value.get("tolerance", DEFAULT_TOLERANCE)
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not math.isfinite(tolerance) or tolerance < 0:
-        raise ctx.error(f"{key}.tolerance", f"is {tolerance!r}", "Write a non-negative number, e.g. tolerance = 1e-6 (relative and absolute).")
-    if "tolerance" in value and expected_rel is None:
-        raise ctx.error(f"{key}.tolerance", "is set, but there is no `expected` output to compare with", f'Add expected = "checks/expected.npy" to {table}, or remove tolerance.')
-    method = value.get("method")
-    if method is not None and (not isinstance(method, str) or not method):
-        raise ctx.error(f"{key}.method", f"is {method!r}", 'Write the method to call, e.g. method = "predict_proba" (for ONNX: an output name).')
-    timeout = value.get("timeout", DEFAULT_TIMEOUT)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ctx.error(f"{key}.timeout", f"is {timeout!r}", "Write the seconds the check may take, e.g. timeout = 600.")
-    return CheckConfig(input_rel, input_source, expected_rel, expected_source, float(tolerance), method, float(timeout))
-
-
-# -- what ships ----------------------------------------------------------------------------------
-
-
-def check_archive_paths(model: ModelConfig) -> dict[str, str]:
-    """role -> path of the check file inside the package (``_checks/<name>/<basename>``)."""
-    check = getattr(model, "check", None)
-    if check is None:
-        return {}
-    paths = {role: f"{CHECK_DIR}/{model.name}/{src.name}" for role, src in check.files().items()}
-    if len(set(paths.values())) != len(paths):  # input and expected share a basename
-        paths = {role: f"{CHECK_DIR}/{model.name}/{role}{src.suffix.lower()}" for role, src in check.files().items()}
-    return paths
-
-
-def check_files(package: str, model: ModelConfig) -> dict[str, str]:
-    """``force_include`` entries (source -> archive path) for a model's check files."""
-    check = getattr(model, "check", None)
-    if check is None:
-        return {}
-    paths = check_archive_paths(model)
-    return {str(src): f"{package}/{paths[role]}" for role, src in check.files().items()}
-
-
-def check_manifest(model: ModelConfig, editable_root: Path | None = None) -> dict[str, Any] | None:
-    """The manifest's ``check`` entry: the files (path relative to the package, size, sha256) and settings.
-
-    In editable installs the paths are relative to the source tree, like the artifacts'.
-    """
-    from hatch_modelpack.manifest import hash_file
-
-    check = getattr(model, "check", None)
-    if check is None:
-        return None
-    paths = check_archive_paths(model)
-    entry: dict[str, Any] = {}
-    for role, src in check.files().items():
-        size, sha = hash_file(src)
-        rel = paths[role] if editable_root is None else src.relative_to(os.path.realpath(editable_root)).as_posix()
-        entry[role] = {"path": rel, "size": size, "sha256": sha, "source": getattr(check, role)}
-    entry["tolerance"] = check.tolerance
-    if check.method is not None:
-        entry["method"] = check.method
-    return entry
-
-
 # -- the build environment -----------------------------------------------------------------------
 
 
-def build_requirements(pack: PackConfig) -> list[str]:
+def build_requirements(analysis: Analysis) -> list[str]:
     """What the build environment needs to run the checks: the checked models' run-time requirements.
 
     For the build hook's ``dependencies()``; empty when no model has a check, so builds without one
     stay as light as before.
     """
-    from hatch_modelpack.manifest import analyse
-    from hatch_modelpack.requirements import merge
-
-    checked = [m for m in pack.models if getattr(m, "check", None) is not None]
+    checked = [packed for packed in analysis.models if packed.config.check is not None]
     if not checked:
         return []
     needs: list[str] = ["numpy"]
-    for packed in analyse(pack, hash_files=False):
-        if packed.config.check is None:
-            continue
+    for packed in checked:
+        assert packed.config.check is not None
         needs += packed.requires
         if any(src.suffix.lower() in (".csv", ".json") for src in packed.config.check.files().values()):
             needs.append("pandas")  # tables become DataFrames, the way tabular models were fit
@@ -180,10 +65,9 @@ def build_requirements(pack: PackConfig) -> list[str]:
 
 def _entry(packed: PackedModel) -> dict[str, Any]:
     """The manifest entry the loader would see, with absolute paths to the sources."""
-    from hatch_modelpack.manifest import model_entry
-
     entry = model_entry(packed, str(packed.config.source))
     check = packed.config.check
+    assert check is not None  # only checked models get here
     entry["check"] = {role: {"path": str(src)} for role, src in check.files().items()}
     entry["check"]["tolerance"] = check.tolerance
     if check.method is not None:
@@ -210,7 +94,7 @@ def _tail(text: str, lines: int = 12) -> str:
 def run_check(packed: PackedModel, label: str, key: str) -> dict[str, Any]:
     """Load ``packed`` in a subprocess, run its example, compare; raise SmokeCheckError on any failure.
 
-    Call only after :func:`hatch_modelpack.manifest.analyse` accepted the model: this unpickles it.
+    Call only after :func:`hatch_modelpack.analysis.analysis_of` accepted the model: this unpickles it.
     ``label`` names the artifact and ``key`` the config table, for messages.
     """
     check = packed.config.check
@@ -257,13 +141,15 @@ def run_check(packed: PackedModel, label: str, key: str) -> dict[str, Any]:
     raise SmokeCheckError(f"{label}: the smoke check subprocess printed no result:\n    {_tail(proc.stdout + proc.stderr)}")
 
 
-def run_checks(pack: PackConfig, models: list[PackedModel], report: Any = None) -> list[dict[str, Any]]:
+def run_checks(analysis: Analysis, report: Callable[[str], Any] | None = None) -> list[dict[str, Any]]:
     """Run every model's check, in declaration order; ``report`` (e.g. ``app.display_info``) gets one line each."""
     results = []
+    # The subprocess verifies the digests before it deserialises anything, so they must be known.
+    models = analysis.hash_files().models if any(m.config.check is not None for m in analysis.models) else ()
     for packed in models:
         if packed.config.check is None:
             continue
-        key = f"{pack.table}.models.{packed.name}"
+        key = f"{analysis.pack.table}.models.{packed.name}"
         result = run_check(packed, f"{packed.config.path} (models.{packed.name})", key)
         if report is not None:
             what = "matches the expected output" if result.get("compared") else "ran (no expected output to compare)"
@@ -275,8 +161,6 @@ def run_checks(pack: PackConfig, models: list[PackedModel], report: Any = None) 
 
 def _main(argv: list[str]) -> int:
     """The subprocess: load with the generated loader's own functions, run the same check as ``check()``."""
-    from hatch_modelpack.runtime import loader
-
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     entry = spec["entry"]
     artifact = Path(spec["artifact"])

@@ -32,23 +32,27 @@ import zipfile
 import zlib
 from base64 import urlsafe_b64encode
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from hatch_modelpack.contract import COMPRESSIONS
 from hatch_modelpack.errors import ModelpackError
+from hatch_modelpack.hashing import stat_fingerprint
+from hatch_modelpack.runtime.loader import available_cpus
 
 __all__ = [
     "COMPRESSION_MODES",
+    "Artifact",
     "WheelWriteError",
     "WrittenArtifact",
     "add_artifacts",
     "choose_compression",
 ]
 
-COMPRESSION_MODES = ("auto", "deflate", "store")
+COMPRESSION_MODES = COMPRESSIONS
 
 #: Deflate level: hatchling's (zlib's default), so a deflated artifact is as small as hatchling makes it.
 DEFLATE_LEVEL = 6
@@ -305,32 +309,50 @@ def _check_arcname(arcname: str, dist_info: str) -> None:
         raise WheelWriteError(f"{arcname}: artifacts cannot go into the wheel's metadata directory {dist_info}/")
 
 
-def _cpu_count() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+@dataclass(frozen=True)
+class Artifact:
+    """One file to add: where it goes, where it is, how it is stored, and what the build knows of it."""
+
+    arcname: str
+    source: Path
+    compression: str  # "store" | "deflate"
+    #: The digest the build analysed (e.g. the manifest's): the bytes written must be these bytes.
+    sha256: str | None = None
+    #: :func:`hatch_modelpack.hashing.stat_fingerprint` of ``source`` when ``sha256`` was computed; when the
+    #: open file still has it, the digest is reused instead of hashing the same bytes again.
+    fingerprint: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where and how artifacts are written: shared by every artifact of one wheel."""
+
+    out: _ZipOut
+    dos_date: int
+    dos_time: int
+    pool: ThreadPoolExecutor
+    workers: int
+    level: int
 
 
 def add_artifacts(
     wheel: Path,
-    artifacts: Sequence[tuple[str, Path, str]],
+    artifacts: Sequence[Artifact],
     *,
     workers: int | None = None,
     level: int = DEFLATE_LEVEL,
-    expected_sha256: Mapping[str, str] | None = None,
-    known: Mapping[str, tuple[str, tuple[int, ...]]] | None = None,
     date_time: tuple[int, int, int, int, int, int] | None = None,
 ) -> list[WrittenArtifact]:
-    """Rewrite ``wheel`` so it also holds ``artifacts`` (archive path, source file, "store"|"deflate").
+    """Rewrite ``wheel`` so it also holds ``artifacts``.
 
     The wheel is rewritten into a temporary file beside it and moved over it only when everything
-    succeeded, so a failure leaves hatchling's wheel as it was. ``expected_sha256`` (archive path ->
-    hex digest, e.g. from the manifest) makes sure the bytes shipped are the bytes that were
-    analysed: a file changed since then raises :class:`WheelWriteError`. ``date_time`` defaults to
-    the timestamp of the wheel's own RECORD entry, which is hatchling's reproducible one.
+    succeeded, so a failure leaves hatchling's wheel as it was. An artifact's ``sha256`` makes sure the
+    bytes shipped are the bytes that were analysed: a file changed since then raises
+    :class:`WheelWriteError`. ``date_time`` defaults to the timestamp of the wheel's own RECORD entry,
+    which is hatchling's reproducible one.
     """
     wheel = Path(wheel)
-    workers = max(1, workers if workers is not None else _cpu_count())
+    workers = max(1, workers if workers is not None else available_cpus())
     with zipfile.ZipFile(wheel) as zf:
         infos = zf.infolist()
         records = [i for i in infos if i.filename.count("/") == 1 and i.filename.endswith(".dist-info/RECORD")]
@@ -339,27 +361,11 @@ def add_artifacts(
         record_info = records[0]
         dist_info = record_info.filename.split("/")[0]
         record_rows = list(csv.reader(io.StringIO(zf.read(record_info).decode("utf-8"))))
-    existing = {i.filename for i in infos}
-    seen: set[str] = set()
-    for arcname, source, how in artifacts:
-        _check_arcname(arcname, dist_info)
-        if arcname in existing or arcname in seen:
-            raise WheelWriteError(
-                f"{wheel.name}: two files would be written at {arcname}; an artifact must not share its path in the "
-                "wheel with a project file or another artifact (rename one of them)"
-            )
-        seen.add(arcname)
-        if how not in ("store", "deflate"):
-            raise ValueError(f"{arcname}: compression must be 'store' or 'deflate', not {how!r}")
-        if not Path(source).is_file():
-            raise WheelWriteError(f"{source}: artifact file not found")
-    if date_time is None:
-        date_time = record_info.date_time
-    dos_date, dos_time = _dos(date_time)
+    _check_artifacts(wheel, artifacts, dist_info, {i.filename for i in infos})
+    dos_date, dos_time = _dos(date_time if date_time is not None else record_info.date_time)
 
     fd, tmp_name = tempfile.mkstemp(prefix=f".{wheel.name}.", suffix=".tmp", dir=wheel.parent)
     tmp = Path(tmp_name)
-    written: list[WrittenArtifact] = []
     try:
         with (
             os.fdopen(fd, "w+b") as raw_out,
@@ -367,21 +373,12 @@ def add_artifacts(
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modelpack-deflate") as pool,
         ):
             out = _ZipOut(raw_out)
+            target = _Target(out, dos_date, dos_time, pool, workers, level)
             body = [i for i in infos if not i.filename.startswith(dist_info + "/")]
             meta = [i for i in infos if i.filename.startswith(dist_info + "/") and i is not record_info]
             for info in body:
                 _copy_entry(src, info, out)
-            for arcname, source, how in artifacts:
-                item = _write_artifact(
-                    out, arcname, Path(source), how, dos_date, dos_time, pool, workers, level, (known or {}).get(arcname)
-                )
-                want = (expected_sha256 or {}).get(arcname)
-                if want is not None and want != item.sha256:
-                    raise WheelWriteError(
-                        f"{source}: changed during the build (sha256 {item.sha256}, but it was analysed as {want}); "
-                        "rebuild once nothing else is writing to it"
-                    )
-                written.append(item)
+            written = [_write_artifact(target, artifact) for artifact in artifacts]
             for info in meta:
                 _copy_entry(src, info, out)
             _write_record(out, record_info, record_rows, dist_info, written)
@@ -394,6 +391,22 @@ def add_artifacts(
             tmp.unlink()
         raise
     return written
+
+
+def _check_artifacts(wheel: Path, artifacts: Sequence[Artifact], dist_info: str, existing: set[str]) -> None:
+    seen: set[str] = set()
+    for a in artifacts:
+        _check_arcname(a.arcname, dist_info)
+        if a.arcname in existing or a.arcname in seen:
+            raise WheelWriteError(
+                f"{wheel.name}: two files would be written at {a.arcname}; an artifact must not share its path in the "
+                "wheel with a project file or another artifact (rename one of them)"
+            )
+        seen.add(a.arcname)
+        if a.compression not in ("store", "deflate"):
+            raise ValueError(f"{a.arcname}: compression must be 'store' or 'deflate', not {a.compression!r}")
+        if not Path(a.source).is_file():
+            raise WheelWriteError(f"{a.source}: artifact file not found")
 
 
 def _copy_entry(src: BinaryIO, info: zipfile.ZipInfo, out: _ZipOut) -> None:
@@ -449,91 +462,83 @@ def _entry_like(info: zipfile.ZipInfo, *, name: bytes, flags: int, method: int, 
     )
 
 
-def _write_artifact(
-    out: _ZipOut,
-    arcname: str,
-    source: Path,
-    how: str,
-    dos_date: int,
-    dos_time: int,
-    pool: ThreadPoolExecutor,
-    workers: int,
-    level: int,
-    known: tuple[str, tuple[int, ...]] | None = None,
-) -> WrittenArtifact:
-    name = arcname.encode("utf-8")
-    with open(source, "rb") as f:
+def _write_artifact(target: _Target, artifact: Artifact) -> WrittenArtifact:
+    deflate = artifact.compression == "deflate"
+    with open(artifact.source, "rb") as f:
         st = os.fstat(f.fileno())
-        size_hint = st.st_size
         # A digest computed earlier in this build is reused when the open file is provably the one that
         # was hashed (same device, inode, size, mtime and ctime, checked again after the copy).
-        opened = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        reuse = known is not None and bool(known[1]) and known[1] == opened
-        deflate = how == "deflate"
+        opened = stat_fingerprint(st)
+        reuse = artifact.sha256 is not None and bool(artifact.fingerprint) and artifact.fingerprint == opened
         e = _Entry(
-            name=name,
-            flags=0 if arcname.isascii() else _UTF8_FLAG,
+            name=artifact.arcname.encode("utf-8"),
+            flags=0 if artifact.arcname.isascii() else _UTF8_FLAG,
             method=zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED,
-            dos_time=dos_time,
-            dos_date=dos_date,
+            dos_time=target.dos_time,
+            dos_date=target.dos_date,
             crc=0,
             compressed_size=0,
             size=0,
             offset=0,
             external_attr=(_normalized_mode(st.st_mode) & 0xFFFF) << 16,
             # Deflate output can slightly exceed its input; reserve zip64 as the standard library does.
-            zip64_local=(size_hint * 1.05 if deflate else size_hint) > ZIP64_LIMIT,
+            zip64_local=(st.st_size * 1.05 if deflate else st.st_size) > ZIP64_LIMIT,
         )
-        out.begin(e)
-        sha = _NoHash() if reuse else hashlib.sha256()
-        crc = 0
-        size = 0
-        written = 0
-        fh = out.fh
+        target.out.begin(e)
+        sha = None if reuse else hashlib.sha256()
         if deflate:
-            pending: deque[Future[bytes]] = deque()
-            zdict: bytes | None = None
-            for block, last in _blocks(f, DEFLATE_BLOCK):
-                pending.append(pool.submit(_deflate_block, block, zdict, last, level))
-                sha.update(block)
-                crc = zlib.crc32(block, crc)
-                size += len(block)
-                zdict = block[-_WINDOW:]
-                while len(pending) > 2 * workers:
-                    written += fh.write(pending.popleft().result())
-            while pending:  # _blocks yields at least one block, so an empty file gets a final empty block
-                written += fh.write(pending.popleft().result())
+            e.crc, e.size, e.compressed_size = _deflate_into(target, f, sha)
         else:
-            buf = bytearray(COPY_CHUNK)
-            view = memoryview(buf)
-            while True:
-                n = f.readinto(buf)
-                if not n:
-                    break
-                chunk = view[:n]
-                sha.update(chunk)
-                crc = zlib.crc32(chunk, crc)
-                fh.write(chunk)
-                size += n
-            written = size
-        if reuse:
-            st = os.fstat(f.fileno())
-            if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != opened:
-                raise WheelWriteError(f"{source}: changed while it was being written into the wheel; rebuild once nothing else is writing to it")
-    e.crc, e.size, e.compressed_size = crc, size, written
-    out.finish(e)
-    digest = known[0] if reuse and known is not None else sha.hexdigest()
-    return WrittenArtifact(arcname, digest, size, how, written)
+            e.crc, e.size = _store_into(target.out.fh, f, sha)
+            e.compressed_size = e.size
+        if reuse and stat_fingerprint(os.fstat(f.fileno())) != opened:
+            raise WheelWriteError(f"{artifact.source}: changed while it was being written into the wheel; rebuild once nothing else is writing to it")
+    target.out.finish(e)
+    if sha is None:
+        assert artifact.sha256 is not None  # reuse implies a known digest
+        digest = artifact.sha256
+    else:
+        digest = sha.hexdigest()
+        if artifact.sha256 is not None and artifact.sha256 != digest:
+            raise WheelWriteError(
+                f"{artifact.source}: changed during the build (sha256 {digest}, but it was analysed as {artifact.sha256}); "
+                "rebuild once nothing else is writing to it"
+            )
+    return WrittenArtifact(artifact.arcname, digest, e.size, artifact.compression, e.compressed_size)
 
 
-class _NoHash:
-    """Stands in for sha256 when the digest is already known for exactly these bytes."""
+def _deflate_into(target: _Target, f: io.BufferedReader, sha: hashlib._Hash | None) -> tuple[int, int, int]:
+    """Deflate ``f`` block by block on the pool, in order; returns (crc, size, compressed size)."""
+    crc = size = written = 0
+    pending: deque[Future[bytes]] = deque()
+    zdict: bytes | None = None
+    for block, last in _blocks(f, DEFLATE_BLOCK):
+        pending.append(target.pool.submit(_deflate_block, block, zdict, last, target.level))
+        if sha is not None:
+            sha.update(block)
+        crc = zlib.crc32(block, crc)
+        size += len(block)
+        zdict = block[-_WINDOW:]
+        while len(pending) > 2 * target.workers:
+            written += target.out.fh.write(pending.popleft().result())
+    while pending:  # _blocks yields at least one block, so an empty file gets a final empty block
+        written += target.out.fh.write(pending.popleft().result())
+    return crc, size, written
 
-    def update(self, data: object) -> None:
-        pass
 
-    def hexdigest(self) -> str:  # pragma: no cover - never read
-        return ""
+def _store_into(fh: BinaryIO, f: io.BufferedReader, sha: hashlib._Hash | None) -> tuple[int, int]:
+    """Copy ``f`` as is; returns (crc, size)."""
+    crc = size = 0
+    buf = bytearray(COPY_CHUNK)
+    view = memoryview(buf)
+    while n := f.readinto(buf):
+        chunk = view[:n]
+        if sha is not None:
+            sha.update(chunk)
+        crc = zlib.crc32(chunk, crc)
+        fh.write(chunk)
+        size += n
+    return crc, size
 
 
 def _write_record(

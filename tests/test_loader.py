@@ -40,7 +40,7 @@ def _pack_with_one_file(tmp_path, data: bytes):
     import json
     from pathlib import Path
 
-    from hatch_modelpack.manifest import hash_file_chunked
+    from hatch_modelpack.hashing import hash_file_chunked
 
     models_dir = tmp_path / "_models" / "blob"
     models_dir.mkdir(parents=True)
@@ -49,7 +49,7 @@ def _pack_with_one_file(tmp_path, data: bytes):
     size, sha, chunks = hash_file_chunked(artifact)
     entry = {"path": "blob.bin", "size": size, "sha256": sha}
     if chunks:
-        from hatch_modelpack.manifest import CHUNK_SIZE
+        from hatch_modelpack.hashing import CHUNK_SIZE
 
         entry.update(chunk_size=CHUNK_SIZE, chunks=list(chunks))
     manifest = {
@@ -98,7 +98,7 @@ def test_the_unpickler_reads_the_verified_file_not_a_swapped_one(tmp_path):
     import pickle
     from pathlib import Path
 
-    from hatch_modelpack.manifest import hash_file
+    from hatch_modelpack.hashing import hash_file
 
     art_dir = tmp_path / "_models" / "m"
     art_dir.mkdir(parents=True)

@@ -22,8 +22,8 @@ import pytest
 from conftest import UV, Project, Venv, requires_dist, run, tamper, wheel_metadata, wheel_names
 
 from hatch_modelpack.errors import ArtifactError
-from hatch_modelpack.formats import detect
 from hatch_modelpack.formats.keras import KerasFormat, read_h5_root_attributes
+from hatch_modelpack.formats.registry import detect
 from hatch_modelpack.protobuf import Message, read_saved_model, read_saved_model_file
 
 slow_tf = [pytest.mark.slow, pytest.mark.tensorflow]

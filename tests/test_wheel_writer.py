@@ -21,7 +21,7 @@ import pytest
 from conftest import run
 
 from hatch_modelpack import wheel_writer
-from hatch_modelpack.wheel_writer import WheelWriteError, add_artifacts, choose_compression
+from hatch_modelpack.wheel_writer import Artifact, WheelWriteError, add_artifacts, choose_compression
 
 WHEEL_NAME = "demo-0.1-py3-none-any.whl"
 
@@ -159,12 +159,12 @@ def test_artifacts_round_trip_with_a_correct_record(base: Path, tmp_path: Path) 
     written = add_artifacts(
         base,
         [
-            ("demo/_models/f/f.bin", f, "store"),
-            ("demo/_models/t/t.txt", t, "deflate"),
-            ("demo/_models/e/empty", empty, "deflate"),
-            ("demo/_models/e/empty2", empty, "store"),
-            ("demo/_models/x/run.sh", exe, "deflate"),
-            ("demo/_models/ü/naïve.txt", t, "store"),
+            Artifact("demo/_models/f/f.bin", f, "store"),
+            Artifact("demo/_models/t/t.txt", t, "deflate"),
+            Artifact("demo/_models/e/empty", empty, "deflate"),
+            Artifact("demo/_models/e/empty2", empty, "store"),
+            Artifact("demo/_models/x/run.sh", exe, "deflate"),
+            Artifact("demo/_models/ü/naïve.txt", t, "store"),
         ],
         workers=2,
     )
@@ -200,7 +200,7 @@ def test_parallel_deflate_is_one_valid_stream_independent_of_workers(tmp_path: P
     outputs = []
     for workers in (1, 2, 4):
         wheel = build_base_wheel(tmp_path / f"w{workers}")
-        add_artifacts(wheel, [("demo/t.txt", t, "deflate")], workers=workers)
+        add_artifacts(wheel, [Artifact("demo/t.txt", t, "deflate")], workers=workers)
         outputs.append(wheel.read_bytes())
         with zipfile.ZipFile(wheel) as zf:
             info = zf.getinfo("demo/t.txt")
@@ -223,7 +223,7 @@ def test_reproducible_and_follows_source_date_epoch(tmp_path: Path) -> None:
     wheels = []
     for i in range(2):
         wheel = build_base_wheel(tmp_path / f"r{i}", epoch="1700000000")
-        add_artifacts(wheel, [("demo/a/f.bin", f, "store"), ("demo/a/t.txt", t, "deflate")])
+        add_artifacts(wheel, [Artifact("demo/a/f.bin", f, "store"), Artifact("demo/a/t.txt", t, "deflate")])
         wheels.append(wheel.read_bytes())
     assert wheels[0] == wheels[1]
     with zipfile.ZipFile(io.BytesIO(wheels[0])) as zf:
@@ -246,7 +246,7 @@ def test_bad_paths_raise_and_leave_the_wheel_alone(base: Path, tmp_path: Path, a
     src.write_bytes(b"x" * 100)
     original = base.read_bytes()
     with pytest.raises(WheelWriteError, match=message):
-        add_artifacts(base, [(arcname, src, "store")])
+        add_artifacts(base, [Artifact(arcname, src, "store")])
     assert base.read_bytes() == original
     assert sorted(p.name for p in base.parent.iterdir()) == [base.name]
 
@@ -256,17 +256,17 @@ def test_duplicate_artifacts_and_changed_files_raise(base: Path, tmp_path: Path)
     src.write_bytes(b"x" * 100)
     original = base.read_bytes()
     with pytest.raises(WheelWriteError, match=r"two files would be written at demo/a\.bin"):
-        add_artifacts(base, [("demo/a.bin", src, "store"), ("demo/a.bin", src, "deflate")])
+        add_artifacts(base, [Artifact("demo/a.bin", src, "store"), Artifact("demo/a.bin", src, "deflate")])
     with pytest.raises(WheelWriteError, match="changed during the build"):
-        add_artifacts(base, [("demo/a.bin", src, "deflate")], expected_sha256={"demo/a.bin": "0" * 64})
+        add_artifacts(base, [Artifact("demo/a.bin", src, "deflate", sha256="0" * 64)])
     with pytest.raises(WheelWriteError, match="not found"):
-        add_artifacts(base, [("demo/a.bin", tmp_path / "missing", "store")])
+        add_artifacts(base, [Artifact("demo/a.bin", tmp_path / "missing", "store")])
     with pytest.raises(ValueError, match="'store' or 'deflate'"):
-        add_artifacts(base, [("demo/a.bin", src, "auto")])
+        add_artifacts(base, [Artifact("demo/a.bin", src, "auto")])
     assert base.read_bytes() == original
     assert sorted(p.name for p in base.parent.iterdir()) == [base.name]
     good = hashlib.sha256(src.read_bytes()).hexdigest()
-    add_artifacts(base, [("demo/a.bin", src, "deflate")], expected_sha256={"demo/a.bin": good})
+    add_artifacts(base, [Artifact("demo/a.bin", src, "deflate", sha256=good)])
     assert_valid_wheel(base)
 
 
@@ -275,7 +275,7 @@ def test_zip64_records(base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(wheel_writer, "ZIP64_LIMIT", 1000)
     f = floats(tmp_path / "f.bin", 2000)
     t = compressible(tmp_path / "t.txt", 3 << 20)
-    add_artifacts(base, [("demo/a/f.bin", f, "store"), ("demo/a/t.txt", t, "deflate")])
+    add_artifacts(base, [Artifact("demo/a/f.bin", f, "store"), Artifact("demo/a/t.txt", t, "deflate")])
     assert_valid_wheel(base)
     with zipfile.ZipFile(base) as zf:
         assert zf.read("demo/a/f.bin") == f.read_bytes()
@@ -293,11 +293,11 @@ def test_installers_accept_the_wheel(tmp_path: Path, venv, monkeypatch: pytest.M
     f = floats(tmp_path / "f.bin", 300_000)
     t = compressible(tmp_path / "t.txt", 3 << 20)
     plain = build_base_wheel(tmp_path / "plain")
-    add_artifacts(plain, [("demo/_models/f/f.bin", f, "store"), ("demo/_models/t/t.txt", t, "deflate")])
+    add_artifacts(plain, [Artifact("demo/_models/f/f.bin", f, "store"), Artifact("demo/_models/t/t.txt", t, "deflate")])
     z64 = build_base_wheel(tmp_path / "z64")
     with monkeypatch.context() as m:
         m.setattr(wheel_writer, "ZIP64_LIMIT", 1000)
-        add_artifacts(z64, [("demo/_models/f/f.bin", f, "store"), ("demo/_models/t/t.txt", t, "deflate")])
+        add_artifacts(z64, [Artifact("demo/_models/f/f.bin", f, "store"), Artifact("demo/_models/t/t.txt", t, "deflate")])
     tools = venv(seed_pip=True)
     tools.install("check-wheel-contents", "wheel")
     check = ("import demo, hashlib; print(hashlib.sha256((demo.HERE / '_models/f/f.bin').read_bytes()).hexdigest(),"
@@ -333,7 +333,7 @@ def test_a_file_above_4_gib(tmp_path: Path) -> None:
         fh.write(b"tail")
     base = build_base_wheel(tmp_path / "base")
     try:
-        (written,) = add_artifacts(base, [("demo/_models/big/big.bin", big, "store")])
+        (written,) = add_artifacts(base, [Artifact("demo/_models/big/big.bin", big, "store")])
         assert written.size == size
         with zipfile.ZipFile(base) as zf:
             info = zf.getinfo("demo/_models/big/big.bin")
@@ -353,19 +353,21 @@ def test_a_file_above_4_gib(tmp_path: Path) -> None:
 def test_a_known_digest_is_reused_only_for_the_exact_file_that_was_hashed(base: Path, tmp_path: Path, how: str) -> None:
     """The build hashes each artifact once: the writer reuses the manifest's digest when the file's
     device, inode, size, mtime and ctime prove it is unchanged, and hashes again otherwise."""
-    from hatch_modelpack.manifest import fingerprint
+    from hatch_modelpack.hashing import fingerprint
 
     art = compressible(tmp_path / "m.bin", 300_000)
     real = hashlib.sha256(art.read_bytes()).hexdigest()
-    marker = "0" * 64  # a digest the writer could only have taken from `known`
+    marker = "0" * 64  # a digest the writer could only have taken from the artifact's own sha256
     arc = "demo/_models/m/m.bin"
     wheel = tmp_path / "reuse.whl"
     wheel.write_bytes(base.read_bytes())
-    (item,) = add_artifacts(wheel, [(arc, art, how)], known={arc: (marker, fingerprint(art))})
+    (item,) = add_artifacts(wheel, [Artifact(arc, art, how, sha256=marker, fingerprint=fingerprint(art))])
     assert item.sha256 == marker
     # A different fingerprint (the file was touched since it was hashed): hashed again, for real.
     stale = (*fingerprint(art)[:-1], fingerprint(art)[-1] - 1)
     wheel.write_bytes(base.read_bytes())
-    (item,) = add_artifacts(wheel, [(arc, art, how)], known={arc: (marker, stale)})
+    with pytest.raises(WheelWriteError, match="changed during the build"):
+        add_artifacts(wheel, [Artifact(arc, art, how, sha256=marker, fingerprint=stale)])
+    (item,) = add_artifacts(wheel, [Artifact(arc, art, how, sha256=real, fingerprint=stale)])
     assert item.sha256 == real
     assert_valid_wheel(wheel)

@@ -34,6 +34,8 @@ __all__ = [
 ]
 
 MANIFEST_NAME = "_modelpack.json"
+#: The newest manifest layout this loader reads (equal to hatch_modelpack.contract.MANIFEST_VERSION).
+MANIFEST_VERSION = 1
 #: Set to 1 to load even when installed framework versions differ from the recorded ones.
 SKIP_VERSION_CHECK_ENV = "MODELPACK_SKIP_VERSION_CHECK"
 _HASH_CHUNK = 1 << 20
@@ -87,6 +89,25 @@ _COMPARE: Dict[str, Callable[[Tuple[int, ...], Tuple[int, ...]], bool]] = {
 }
 
 
+def _readable(manifest: Dict[str, Any], manifest_path: Path) -> Dict[str, Any]:
+    """The manifest, if this loader understands its layout; refused with the fix otherwise."""
+    found = manifest.get("manifest_version", 1)
+    if not isinstance(found, int) or found > MANIFEST_VERSION:
+        raise ModelpackLoadError(
+            f"{manifest_path}: has manifest version {found!r}, newer than this loader reads ({MANIFEST_VERSION}); "
+            f"it was written by {manifest.get('generator') or 'a newer hatch-modelpack'}, but the loader beside it is "
+            "older. Upgrade hatch-modelpack's loader: rebuild the model package with one hatch-modelpack release "
+            "(the one in the manifest's generator or newer, e.g. requires = [\"hatch-modelpack>=...\"] in [build-system]) "
+            "and reinstall it."
+        )
+    return manifest
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 class _Pack:
     """The models of one package directory; all state a process keeps lives here."""
 
@@ -108,12 +129,12 @@ class _Pack:
                     manifest_path = self.directory / MANIFEST_NAME
                     try:
                         with open(manifest_path, encoding="utf-8") as f:
-                            self._manifest = json.load(f)
+                            self._manifest = _readable(json.load(f), manifest_path)
                     except OSError as exc:
                         raise ModelpackLoadError(
                             f"{manifest_path}: the model manifest is missing ({exc.strerror}); reinstall the package"
                         ) from None
-        return self._manifest  # type: ignore[return-value]
+        return self._manifest
 
     def names(self) -> Tuple[str, ...]:
         return tuple(self.manifest["models"])
@@ -129,14 +150,15 @@ class _Pack:
                 f"no model named {name!r} in {manifest.get('distribution')} {manifest.get('version')}; "
                 f"the packaged models are: {known}"
             )
-        return models_[name]
+        entry: Dict[str, Any] = models_[name]
+        return entry
 
     def base(self) -> Path:
         root = self.manifest.get("editable_root")
         return Path(root) if root else self.directory
 
     def path(self, name: Optional[str]) -> Path:
-        return self.base() / self.entry(name)["path"]
+        return self.base() / str(self.entry(name)["path"])
 
     # -- integrity -----------------------------------------------------------------------------
 
@@ -148,7 +170,7 @@ class _Pack:
         """Hash every file of one model; raise IntegrityError on the first mismatch."""
         entry = self.entry(name)
         name = entry["name"]
-        artifact = self.base() / entry["path"]
+        artifact = self.base() / str(entry["path"])
         parent = artifact.parent
         with self._model_lock(name):
             if not force and self._verified.get(name) == tuple(_fingerprint(parent / f["path"]) for f in entry["files"]):
@@ -251,7 +273,7 @@ def _verify_files(parent: Path, files: List[Dict[str, Any]], manifest: Dict[str,
         _check_file(parent / f["path"], f, manifest)
     if tuple(_fingerprint(parent / f["path"]) for f in files) != fingerprints:
         return None
-    for f, fp in zip(files, fingerprints):  # noqa: B905 - Python 3.8 has no strict=
+    for f, fp in zip(files, fingerprints):
         _VERIFIED_FILES[str(parent / f["path"])] = fp
     return fingerprints
 
@@ -326,7 +348,7 @@ def _check_chunks(file_path: Path, expected: Dict[str, Any], chunks: List[str], 
 
     bad = None
     if size == expected["size"]:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = available_cpus()
         try:
             with ThreadPoolExecutor(max(1, min(cores, len(chunks), 8))) as pool:
                 for index, got in enumerate(pool.map(digest, range(len(chunks)))):
@@ -511,7 +533,8 @@ def models() -> Tuple[str, ...]:
 
 def metadata(name: Optional[str] = None) -> Dict[str, Any]:
     """The manifest entry of a model (the default one without a name), as a fresh dict."""
-    return json.loads(json.dumps(_PACK.entry(name)))
+    copy: Dict[str, Any] = json.loads(json.dumps(_PACK.entry(name)))
+    return copy
 
 
 def path(name: Optional[str] = None) -> Path:
