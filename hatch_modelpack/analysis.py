@@ -120,7 +120,9 @@ def artifact_files(model: ModelConfig, root: Path) -> list[tuple[str, Path]]:
             rel = (Path(src.name) / full.relative_to(src)).as_posix()
             out.append((rel, full))
     if not out:
-        raise ArtifactError(f"{src}: the artifact directory of `models.{model.name}` holds no files. Export the model into it again.")
+        raise ArtifactError(
+            f"{src}: the artifact directory of `models.{model.name}` holds no files. Export the model into it again."
+        )
     return out
 
 
@@ -131,7 +133,9 @@ def _version_checks(frameworks: dict[str, str], requires: list[str]) -> list[dic
         req = by_name.get(canonicalize_name(dist))
         if req is None:
             continue
-        checks.append({"distribution": dist, "recorded": recorded, "requirement": req, "clauses": specifier_clauses(req)})
+        checks.append(
+            {"distribution": dist, "recorded": recorded, "requirement": req, "clauses": specifier_clauses(req)}
+        )
     return checks
 
 
@@ -148,7 +152,9 @@ def _refuse_unsafe(pack: PackConfig, m: ModelConfig, inspection: Inspection, lab
         if overridable and len(overridable) == len(findings)
         else "These cannot be allowed: re-train and save the model without them, or ship it as a safer format."
     )
-    raise UnsafePickleError(f"{label}: unpickling this artifact would import globals that hatch-modelpack refuses: {lines}. {fix}")
+    raise UnsafePickleError(
+        f"{label}: unpickling this artifact would import globals that hatch-modelpack refuses: {lines}. {fix}"
+    )
 
 
 def _requires(pack: PackConfig, m: ModelConfig, inspection: Inspection) -> list[str]:

@@ -28,8 +28,38 @@ FORMAT_NAMES = ("joblib", "pickle", "keras", "savedmodel", "skops", "onnx", "raw
 COMPRESSIONS = ("auto", "deflate", "store")
 
 #: The manifest's keys: top level, per model, per file, per check. The loader reads a subset of them.
-MANIFEST_KEYS = frozenset({"manifest_version", "generator", "distribution", "version", "package", "default", "models", "source", "build_time", "editable_root"})
-MODEL_ENTRY_KEYS = frozenset({"name", "format", "path", "kind", "files", "requires", "frameworks", "version_checks", "description", "metadata", "source", "details", "globals", "check"})
+MANIFEST_KEYS = frozenset(
+    {
+        "manifest_version",
+        "generator",
+        "distribution",
+        "version",
+        "package",
+        "default",
+        "models",
+        "source",
+        "build_time",
+        "editable_root",
+    }
+)
+MODEL_ENTRY_KEYS = frozenset(
+    {
+        "name",
+        "format",
+        "path",
+        "kind",
+        "files",
+        "requires",
+        "frameworks",
+        "version_checks",
+        "description",
+        "metadata",
+        "source",
+        "details",
+        "globals",
+        "check",
+    }
+)
 FILE_KEYS = frozenset({"path", "size", "sha256", "chunk_size", "chunks"})
 CHECK_ENTRY_KEYS = frozenset({"input", "expected", "tolerance", "method"})
 VERSION_CHECK_KEYS = frozenset({"distribution", "recorded", "requirement", "clauses"})

@@ -25,3 +25,7 @@ class ScanError(ArtifactError):
 
 class UnsafePickleError(ArtifactError):
     """The static pickle scan found globals that are dangerous or not allowed."""
+
+
+class WheelWriteError(ModelpackError):
+    """The artifacts cannot be added to the wheel (a clash of paths, a file that changed meanwhile...)."""

@@ -20,6 +20,7 @@ HASH_CHUNK = 1 << 20
 CHUNK_SIZE = 4 << 20
 CHUNKED_MIN = 16 << 20
 
+
 def stat_fingerprint(st: os.stat_result) -> tuple[int, ...]:
     """What changes when a file's bytes can have changed; ctime cannot be set back without root."""
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)

@@ -94,9 +94,13 @@ class WheelSource(Source):
         names = self.zf.namelist()
         manifests = [n for n in names if len(PurePosixPath(n).parts) == 2 and PurePosixPath(n).name == MANIFEST_NAME]
         if not manifests:
-            raise CLIError(f"{path}: holds no <package>/{MANIFEST_NAME}, so it is not a model package built by hatch-modelpack")
+            raise CLIError(
+                f"{path}: holds no <package>/{MANIFEST_NAME}, so it is not a model package built by hatch-modelpack"
+            )
         if len(manifests) > 1:
-            raise CLIError(f"{path}: holds several model manifests ({', '.join(manifests)}); inspect one package at a time")
+            raise CLIError(
+                f"{path}: holds several model manifests ({', '.join(manifests)}); inspect one package at a time"
+            )
         self.manifest_name = manifests[0]
         self.package_dir = PurePosixPath(manifests[0]).parent
         metas = [n for n in names if n.endswith(".dist-info/METADATA") and n.count("/") == 1]
@@ -157,7 +161,9 @@ class InstalledSource(Source):
         try:
             text = manifest_path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise CLIError(f"{manifest_path}: cannot be read ({exc.strerror}); reinstall {dist.metadata['Name']}") from None
+            raise CLIError(
+                f"{manifest_path}: cannot be read ({exc.strerror}); reinstall {dist.metadata['Name']}"
+            ) from None
         manifest = _load_manifest_json(text, str(manifest_path))
         meta = _parse_core_metadata(str(dist.metadata)) if dist.metadata is not None else {}
         super().__init__(str(manifest_path.parent), manifest, meta)
@@ -216,7 +222,9 @@ def find_installed(name: str) -> InstalledSource:
         manifest = _dist_manifest_path(dist, package)
         if manifest is not None:
             return InstalledSource(dist, manifest)
-        raise CLIError(f"{dist_name} is installed ({dist.locate_file('')}) but holds no model manifest, so it is not a model package")
+        raise CLIError(
+            f"{dist_name} is installed ({dist.locate_file('')}) but holds no model manifest, so it is not a model package"
+        )
     raise CLIError(
         f"no installed model package named {name!r} in {sys.prefix} (python {sys.executable}); "
         f"pass a distribution or import name from `{PROG} list`, a .whl path, or --python for another environment"
@@ -244,24 +252,42 @@ def verify_source(src: Source) -> list[dict[str, Any]]:
                 with src.open_artifact_file(e, f["path"]) as fh:
                     size, digest = hash_stream(fh)
             except (OSError, KeyError) as exc:
-                results.append({"model": name, "file": where, "status": "missing", "detail": str(getattr(exc, "strerror", None) or exc)})
+                results.append(
+                    {
+                        "model": name,
+                        "file": where,
+                        "status": "missing",
+                        "detail": str(getattr(exc, "strerror", None) or exc),
+                    }
+                )
                 continue
             ok = size == f["size"] and digest == f["sha256"]
             detail = "" if ok else f"sha256 {digest} ({size} bytes), manifest says {f['sha256']} ({f['size']} bytes)"
-            results.append({"model": name, "file": where, "status": "ok" if ok else "mismatch", "size": size, "sha256": digest, "detail": detail})
+            results.append(
+                {
+                    "model": name,
+                    "file": where,
+                    "status": "ok" if ok else "mismatch",
+                    "size": size,
+                    "sha256": digest,
+                    "detail": detail,
+                }
+            )
     if isinstance(src, InstalledSource):
         recorded = _record_hash(src.dist, src.manifest_path)
         if recorded is not None:
             with open(src.manifest_path, "rb") as fh:
                 size, digest = hash_stream(fh)
-            results.append({
-                "model": "(manifest)",
-                "file": str(src.manifest_path),
-                "status": "ok" if digest == recorded else "mismatch",
-                "size": size,
-                "sha256": digest,
-                "detail": "" if digest == recorded else f"sha256 {digest}, the installer's RECORD says {recorded}",
-            })
+            results.append(
+                {
+                    "model": "(manifest)",
+                    "file": str(src.manifest_path),
+                    "status": "ok" if digest == recorded else "mismatch",
+                    "size": size,
+                    "sha256": digest,
+                    "detail": "" if digest == recorded else f"sha256 {digest}, the installer's RECORD says {recorded}",
+                }
+            )
     return results
 
 
@@ -274,7 +300,12 @@ def list_installed() -> list[dict[str, Any]]:
         for ep in eps:
             package = ep.name
             path = _dist_manifest_path(dist, package)
-            item: dict[str, Any] = {"distribution": dist.metadata["Name"], "version": dist.version, "package": package, "entry_point": ep.value}
+            item: dict[str, Any] = {
+                "distribution": dist.metadata["Name"],
+                "version": dist.version,
+                "package": package,
+                "entry_point": ep.value,
+            }
             if path is None:
                 item.update(error=f"no {package}/{MANIFEST_NAME} in the installed files; reinstall it", models=[])
             else:
@@ -286,7 +317,13 @@ def list_installed() -> list[dict[str, Any]]:
                     item["location"] = str(path.parent)
                     item["editable"] = bool(manifest.get("editable_root"))
                     item["models"] = [
-                        {"name": n, "format": e.get("format"), "size": model_size(e), "default": n == manifest.get("default"), "description": e.get("description", "")}
+                        {
+                            "name": n,
+                            "format": e.get("format"),
+                            "size": model_size(e),
+                            "default": n == manifest.get("default"),
+                            "description": e.get("description", ""),
+                        }
                         for n, e in manifest["models"].items()
                     ]
             out.append(item)
@@ -355,5 +392,3 @@ def diff_sources(old: Source, new: Source) -> list[dict[str, Any]]:
     changes: list[dict[str, Any]] = []
     _walk(comparable(old), comparable(new), "", changes)
     return changes
-
-

@@ -53,8 +53,13 @@ def plan_wheel(
     there); ``user_package``: the project has its own ``<package>/__init__.py`` (none is generated)."""
     pack = analysis.pack
     package = pack.package
-    manifest = build_manifest(pack, analysis.hash_files().models, distribution=distribution, version=version, editable_root=editable_root)
-    generated = [GeneratedFile(f"{package}/{LOADER_NAME}", runtime_file("loader.py")), GeneratedFile(f"{package}/{MANIFEST_NAME}", dumps(manifest).encode())]
+    manifest = build_manifest(
+        pack, analysis.hash_files().models, distribution=distribution, version=version, editable_root=editable_root
+    )
+    generated = [
+        GeneratedFile(f"{package}/{LOADER_NAME}", runtime_file("loader.py")),
+        GeneratedFile(f"{package}/{MANIFEST_NAME}", dumps(manifest).encode()),
+    ]
     if not user_package:
         generated.append(GeneratedFile(f"{package}/__init__.py", runtime_file("package_init.py")))
     if editable_root is not None:

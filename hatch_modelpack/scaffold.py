@@ -59,7 +59,9 @@ def _toml_str(s: str) -> str:
     return json.dumps(s, ensure_ascii=False)
 
 
-def render_pyproject(name: str, version: str, model: str, rel: str, fmt: str, requires: list[str], description: str, python: str) -> str:
+def render_pyproject(
+    name: str, version: str, model: str, rel: str, fmt: str, requires: list[str], description: str, python: str
+) -> str:
     inferred = "\n".join(f"#   {r}" for r in requires) or "#   (none)"
     desc_line = f"description = {_toml_str(description)}\n" if description else ""
     return f"""[build-system]
@@ -91,7 +93,16 @@ format = {_toml_str(fmt)}    # inferred from the file name and its bytes
 """
 
 
-def render_readme(name: str, package: str, version: str, model: str, rel: str, fmt: str, requires: list[str], frameworks: dict[str, str]) -> str:
+def render_readme(
+    name: str,
+    package: str,
+    version: str,
+    model: str,
+    rel: str,
+    fmt: str,
+    requires: list[str],
+    frameworks: dict[str, str],
+) -> str:
     reqs = "\n".join(f"- `{r}`" for r in requires) or "- (none inferred)"
     recorded = ", ".join(f"{k} {v}" for k, v in sorted(frameworks.items())) or "none recorded"
     return f"""# {name}
@@ -137,7 +148,9 @@ def _analyse(req: InitRequest, root: Path, model_real: Path, model: str, inside:
         return analysis_of(load_config(analysis_root, {"models": {model: spec}}, req.name)).models[0]
     except ModelpackError as exc:
         # The pyproject.toml these messages name does not exist yet: point at the artifact instead.
-        raise CLIError(f"cannot package {req.model}: " + str(exc).replace(f"{analysis_root / 'pyproject.toml'}: ", "")) from None
+        raise CLIError(
+            f"cannot package {req.model}: " + str(exc).replace(f"{analysis_root / 'pyproject.toml'}: ", "")
+        ) from None
 
 
 def _copy_in(root: Path, model_real: Path, force: bool) -> Path:
@@ -154,7 +167,9 @@ def _copy_in(root: Path, model_real: Path, force: bool) -> Path:
 
 def init_project(req: InitRequest) -> InitResult:
     if not _PROJECT_NAME_RE.match(req.name):
-        raise CLIError(f"{req.name!r} is not a valid project name; use letters, digits, '-', '_' and '.', e.g. churn-model")
+        raise CLIError(
+            f"{req.name!r} is not a valid project name; use letters, digits, '-', '_' and '.', e.g. churn-model"
+        )
     root = Path(req.dir or ".").resolve()
     model_path = Path(req.model).expanduser()
     if not model_path.exists():
@@ -162,9 +177,13 @@ def init_project(req: InitRequest) -> InitResult:
     targets = [root / "pyproject.toml", root / "README.md"]
     existing = [str(t) for t in targets if t.exists()]
     if existing and not req.force:
-        raise CLIError(f"{', '.join(existing)} already exist(s); pass --force to overwrite, or --dir to write a new project elsewhere")
+        raise CLIError(
+            f"{', '.join(existing)} already exist(s); pass --force to overwrite, or --dir to write a new project elsewhere"
+        )
     if req.format and req.format not in FORMATS:
-        raise CLIError(f"--format {req.format!r} is not a format hatch-modelpack knows; use one of: {', '.join(FORMATS)}, or leave it out to infer it")
+        raise CLIError(
+            f"--format {req.format!r} is not a format hatch-modelpack knows; use one of: {', '.join(FORMATS)}, or leave it out to infer it"
+        )
     model_real = model_path.resolve()
     inside = root == model_real or root in model_real.parents
     model = req.model_name or _model_name_from(model_real)
@@ -174,7 +193,19 @@ def init_project(req: InitRequest) -> InitResult:
     rel = (copied or model_real).relative_to(root).as_posix()
     fmt = packed.format.name
     python = f">={sys.version_info[0]}.{sys.version_info[1]}"
-    targets[0].write_text(render_pyproject(req.name, req.version, model, rel, fmt, packed.requires, req.description, python), encoding="utf-8")
-    readme = render_readme(req.name, normalize_package_name(req.name), req.version, model, rel, fmt, packed.requires, packed.inspection.frameworks)
+    targets[0].write_text(
+        render_pyproject(req.name, req.version, model, rel, fmt, packed.requires, req.description, python),
+        encoding="utf-8",
+    )
+    readme = render_readme(
+        req.name,
+        normalize_package_name(req.name),
+        req.version,
+        model,
+        rel,
+        fmt,
+        packed.requires,
+        packed.inspection.frameworks,
+    )
     targets[1].write_text(readme, encoding="utf-8")
     return InitResult(targets[0], targets[1], copied, model, rel, packed)

@@ -101,7 +101,9 @@ def run_check(packed: PackedModel, label: str, key: str) -> dict[str, Any]:
     if check is None:
         raise ValueError("model has no check")
     if packed.format.name == "raw":
-        raise SmokeCheckError(f"{label}: [{key}.check] is set, but a raw artifact has no method to run. Remove the check table, or package the model in a loadable format.")
+        raise SmokeCheckError(
+            f"{label}: [{key}.check] is set, but a raw artifact has no method to run. Remove the check table, or package the model in a loadable format."
+        )
     method = check.method or ("the first output" if packed.format.name == "onnx" else "predict")
     with tempfile.TemporaryDirectory(prefix="hatch-modelpack-check-") as tmp:
         spec = Path(tmp) / "check.json"
@@ -116,7 +118,9 @@ def run_check(packed: PackedModel, label: str, key: str) -> dict[str, Any]:
                 timeout=check.timeout,
             )
         except subprocess.TimeoutExpired:
-            raise SmokeCheckError(f"{label}: the smoke check ([{key}.check]) did not finish within {check.timeout:g} s. Use a smaller example, or raise timeout in [{key}.check].") from None
+            raise SmokeCheckError(
+                f"{label}: the smoke check ([{key}.check]) did not finish within {check.timeout:g} s. Use a smaller example, or raise timeout in [{key}.check]."
+            ) from None
     if proc.returncode == DRIFT_EXIT:
         raise SmokeCheckError(
             f"{label}: the smoke check ([{key}.check]) failed: {proc.stderr.strip().splitlines()[-1]}. The model no longer "
@@ -138,7 +142,9 @@ def run_check(packed: PackedModel, label: str, key: str) -> dict[str, Any]:
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(_RESULT_PREFIX):
             return dict(json.loads(line[len(_RESULT_PREFIX) :]))
-    raise SmokeCheckError(f"{label}: the smoke check subprocess printed no result:\n    {_tail(proc.stdout + proc.stderr)}")
+    raise SmokeCheckError(
+        f"{label}: the smoke check subprocess printed no result:\n    {_tail(proc.stdout + proc.stderr)}"
+    )
 
 
 def run_checks(analysis: Analysis, report: Callable[[str], Any] | None = None) -> list[dict[str, Any]]:
@@ -154,7 +160,9 @@ def run_checks(analysis: Analysis, report: Callable[[str], Any] | None = None) -
         if report is not None:
             what = "matches the expected output" if result.get("compared") else "ran (no expected output to compare)"
             diff = f", max abs diff {result['max_abs_diff']:.3g}" if "max_abs_diff" in result else ""
-            report(f"hatch-modelpack: smoke check of `{packed.name}`: {result['method']} on {packed.config.check.input} {what}{diff}")
+            report(
+                f"hatch-modelpack: smoke check of `{packed.name}`: {result['method']} on {packed.config.check.input} {what}{diff}"
+            )
         results.append(result)
     return results
 

@@ -26,7 +26,6 @@ import hashlib
 import io
 import os
 import stat
-import struct
 import tempfile
 import zipfile
 import zlib
@@ -38,10 +37,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from hatch_modelpack import zipstream
 from hatch_modelpack.contract import COMPRESSIONS
-from hatch_modelpack.errors import ModelpackError
+from hatch_modelpack.errors import WheelWriteError
 from hatch_modelpack.hashing import stat_fingerprint
 from hatch_modelpack.runtime.loader import available_cpus
+from hatch_modelpack.zipstream import COPY_CHUNK, UTF8_FLAG, Entry, ZipOut, copy_entry, dos_datetime, entry_like
 
 __all__ = [
     "COMPRESSION_MODES",
@@ -59,8 +60,6 @@ DEFLATE_LEVEL = 6
 #: Independent deflate block. Fixed, so the output does not depend on the number of workers.
 DEFLATE_BLOCK = 1 << 20
 _WINDOW = 1 << 15
-#: Read/write chunk for stored files and copied entries.
-COPY_CHUNK = 4 << 20
 
 #: "auto": sample this many spread-out windows of this size, compressed at a fast level...
 SAMPLE_COUNT = 16
@@ -70,26 +69,6 @@ SAMPLE_LEVEL = 1
 MIN_SAVING = 0.05
 #: Files this small are always deflated: the time is negligible and the sample would be the file.
 SMALL_FILE = 64 << 10
-
-# Same threshold as the standard library's zipfile: beyond it, sizes and offsets go to zip64 records
-# (some readers treat the 32-bit fields as signed).
-ZIP64_LIMIT = (1 << 31) - 1
-_ZIP_FILECOUNT_LIMIT = 0xFFFF
-_DEFAULT_VERSION = 20
-_ZIP64_VERSION = 45
-_UNIX = 3
-_UTF8_FLAG = 0x800
-_DESCRIPTOR_FLAG = 0x08
-
-_LOCAL = struct.Struct("<4s2B4HL2L2H")
-_CENTRAL = struct.Struct("<4s4B4HL2L5H2L")
-_END = struct.Struct("<4s4H2LH")
-_END64 = struct.Struct("<4sQ2H2L4Q")
-_END64_LOCATOR = struct.Struct("<4sLQL")
-
-
-class WheelWriteError(ModelpackError):
-    """The artifacts cannot be added to the wheel (a clash of paths, a file that changed meanwhile...)."""
 
 
 @dataclass(frozen=True)
@@ -138,124 +117,6 @@ def _sample_offsets(size: int) -> list[int]:
         return list(range(0, size, SAMPLE_SIZE))
     step = (size - SAMPLE_SIZE) / (SAMPLE_COUNT - 1)
     return [int(i * step) for i in range(SAMPLE_COUNT)]
-
-
-# -- the zip container ----------------------------------------------------------------------------
-
-
-@dataclass
-class _Entry:
-    name: bytes
-    flags: int
-    method: int
-    dos_time: int
-    dos_date: int
-    crc: int
-    compressed_size: int
-    size: int
-    offset: int
-    external_attr: int
-    create_system: int = _UNIX
-    create_version: int = _DEFAULT_VERSION
-    extract_version: int = _DEFAULT_VERSION
-    internal_attr: int = 0
-    extra: bytes = b""  # without any zip64 field: that one is generated
-    zip64_local: bool = False
-
-
-def _dos(date_time: Sequence[int]) -> tuple[int, int]:
-    y, mo, d, h, mi, s = date_time
-    return (y - 1980) << 9 | mo << 5 | d, h << 11 | mi << 5 | s // 2
-
-
-def _strip_zip64(extra: bytes) -> bytes:
-    out = bytearray()
-    i = 0
-    while i + 4 <= len(extra):
-        tag, length = struct.unpack_from("<HH", extra, i)
-        if tag != 0x0001:
-            out += extra[i : i + 4 + length]
-        i += 4 + length
-    return bytes(out)
-
-
-class _ZipOut:
-    """A minimal streaming zip writer to a seekable file: local headers are patched after the data."""
-
-    def __init__(self, fh: BinaryIO) -> None:
-        self.fh = fh
-        self.entries: list[_Entry] = []
-
-    def _local_header(self, e: _Entry) -> bytes:
-        extra = e.extra
-        csize, size = e.compressed_size, e.size
-        version = e.extract_version
-        if e.zip64_local:
-            extra = struct.pack("<HHQQ", 1, 16, size, csize) + extra
-            csize = size = 0xFFFFFFFF
-            version = max(version, _ZIP64_VERSION)
-        head = _LOCAL.pack(
-            b"PK\x03\x04", version, 0, e.flags, e.method, e.dos_time, e.dos_date, e.crc, csize, size, len(e.name), len(extra)
-        )
-        return head + e.name + extra
-
-    def begin(self, e: _Entry) -> None:
-        e.offset = self.fh.tell()
-        if e.zip64_local:
-            e.extract_version = max(e.extract_version, _ZIP64_VERSION)
-            e.create_version = max(e.create_version, _ZIP64_VERSION)
-        self.fh.write(self._local_header(e))
-
-    def finish(self, e: _Entry) -> None:
-        """Patch the local header with the final CRC and sizes, then record the entry."""
-        if not e.zip64_local and max(e.size, e.compressed_size) > ZIP64_LIMIT:
-            raise WheelWriteError(
-                f"{e.name.decode()}: the file grew past 2 GiB while it was being written to the wheel; "
-                "rebuild once nothing else is writing to it"
-            )
-        end = self.fh.tell()
-        self.fh.seek(e.offset)
-        self.fh.write(self._local_header(e))
-        self.fh.seek(end)
-        self.entries.append(e)
-
-    def close(self) -> None:
-        fh = self.fh
-        start = fh.tell()
-        for e in self.entries:
-            fields: list[int] = []
-            size, csize, offset = e.size, e.compressed_size, e.offset
-            if size > ZIP64_LIMIT or csize > ZIP64_LIMIT:
-                fields += [size, csize]
-                size = csize = 0xFFFFFFFF
-            if offset > ZIP64_LIMIT:
-                fields.append(offset)
-                offset = 0xFFFFFFFF
-            extra = e.extra
-            create_version, extract_version = e.create_version, e.extract_version
-            if fields:
-                extra = struct.pack(f"<HH{len(fields)}Q", 1, 8 * len(fields), *fields) + extra
-                create_version = max(create_version, _ZIP64_VERSION)
-                extract_version = max(extract_version, _ZIP64_VERSION)
-            fh.write(
-                _CENTRAL.pack(
-                    b"PK\x01\x02", create_version, e.create_system, extract_version, 0, e.flags, e.method,
-                    e.dos_time, e.dos_date, e.crc, csize, size, len(e.name), len(extra), 0, 0,
-                    e.internal_attr, e.external_attr, offset,
-                )
-            )
-            fh.write(e.name + extra)
-        end = fh.tell()
-        count, cd_size = len(self.entries), end - start
-        if count > _ZIP_FILECOUNT_LIMIT or start > ZIP64_LIMIT or cd_size > ZIP64_LIMIT:
-            fh.write(_END64.pack(b"PK\x06\x06", 44, _ZIP64_VERSION, _ZIP64_VERSION, 0, 0, count, count, cd_size, start))
-            fh.write(_END64_LOCATOR.pack(b"PK\x06\x07", 0, end, 1))
-        fh.write(
-            _END.pack(
-                b"PK\x05\x06", 0, 0, min(count, 0xFFFF), min(count, 0xFFFF), min(cd_size, 0xFFFFFFFF),
-                min(start, 0xFFFFFFFF), 0,
-            )
-        )
 
 
 # -- deflate on all cores -------------------------------------------------------------------------
@@ -327,7 +188,7 @@ class Artifact:
 class _Target:
     """Where and how artifacts are written: shared by every artifact of one wheel."""
 
-    out: _ZipOut
+    out: ZipOut
     dos_date: int
     dos_time: int
     pool: ThreadPoolExecutor
@@ -362,7 +223,7 @@ def add_artifacts(
         dist_info = record_info.filename.split("/")[0]
         record_rows = list(csv.reader(io.StringIO(zf.read(record_info).decode("utf-8"))))
     _check_artifacts(wheel, artifacts, dist_info, {i.filename for i in infos})
-    dos_date, dos_time = _dos(date_time if date_time is not None else record_info.date_time)
+    dos_date, dos_time = dos_datetime(date_time if date_time is not None else record_info.date_time)
 
     fd, tmp_name = tempfile.mkstemp(prefix=f".{wheel.name}.", suffix=".tmp", dir=wheel.parent)
     tmp = Path(tmp_name)
@@ -372,15 +233,15 @@ def add_artifacts(
             open(wheel, "rb") as src,
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modelpack-deflate") as pool,
         ):
-            out = _ZipOut(raw_out)
+            out = ZipOut(raw_out)
             target = _Target(out, dos_date, dos_time, pool, workers, level)
             body = [i for i in infos if not i.filename.startswith(dist_info + "/")]
             meta = [i for i in infos if i.filename.startswith(dist_info + "/") and i is not record_info]
             for info in body:
-                _copy_entry(src, info, out)
+                copy_entry(src, info, out)
             written = [_write_artifact(target, artifact) for artifact in artifacts]
             for info in meta:
-                _copy_entry(src, info, out)
+                copy_entry(src, info, out)
             _write_record(out, record_info, record_rows, dist_info, written)
             out.close()
             raw_out.flush()
@@ -409,59 +270,6 @@ def _check_artifacts(wheel: Path, artifacts: Sequence[Artifact], dist_info: str,
             raise WheelWriteError(f"{a.source}: artifact file not found")
 
 
-def _copy_entry(src: BinaryIO, info: zipfile.ZipInfo, out: _ZipOut) -> None:
-    """Copy one entry's compressed bytes unchanged (no recompression)."""
-    if info.flag_bits & 0x1:
-        raise WheelWriteError(f"{info.filename}: encrypted zip entries are not supported in a wheel")
-    src.seek(info.header_offset)
-    head = _LOCAL.unpack(src.read(_LOCAL.size))
-    if head[0] != b"PK\x03\x04":
-        raise WheelWriteError(f"{info.filename}: bad local file header in the wheel hatchling wrote")
-    name = src.read(head[10])  # the raw bytes, whatever their encoding
-    src.seek(head[11], os.SEEK_CUR)
-    e = _entry_like(
-        info,
-        name=name,
-        flags=info.flag_bits & ~_DESCRIPTOR_FLAG,
-        method=info.compress_type,
-        crc=info.CRC,
-        compressed_size=info.compress_size,
-        size=info.file_size,
-    )
-    out.begin(e)
-    remaining = info.compress_size
-    while remaining:
-        chunk = src.read(min(COPY_CHUNK, remaining))
-        if not chunk:
-            raise WheelWriteError(f"{info.filename}: the wheel hatchling wrote is truncated")
-        out.fh.write(chunk)
-        remaining -= len(chunk)
-    out.finish(e)
-
-
-def _entry_like(info: zipfile.ZipInfo, *, name: bytes, flags: int, method: int, crc: int, compressed_size: int, size: int) -> _Entry:
-    """A new entry that keeps an existing one's time, attributes, versions and extra field."""
-    dos_date, dos_time = _dos(info.date_time)
-    return _Entry(
-        name=name,
-        flags=flags,
-        method=method,
-        dos_time=dos_time,
-        dos_date=dos_date,
-        crc=crc,
-        compressed_size=compressed_size,
-        size=size,
-        offset=0,
-        external_attr=info.external_attr,
-        create_system=info.create_system,
-        create_version=info.create_version,
-        extract_version=info.extract_version,
-        internal_attr=info.internal_attr,
-        extra=_strip_zip64(info.extra),
-        zip64_local=max(size, compressed_size) > ZIP64_LIMIT,
-    )
-
-
 def _write_artifact(target: _Target, artifact: Artifact) -> WrittenArtifact:
     deflate = artifact.compression == "deflate"
     with open(artifact.source, "rb") as f:
@@ -470,9 +278,9 @@ def _write_artifact(target: _Target, artifact: Artifact) -> WrittenArtifact:
         # was hashed (same device, inode, size, mtime and ctime, checked again after the copy).
         opened = stat_fingerprint(st)
         reuse = artifact.sha256 is not None and bool(artifact.fingerprint) and artifact.fingerprint == opened
-        e = _Entry(
+        e = Entry(
             name=artifact.arcname.encode("utf-8"),
-            flags=0 if artifact.arcname.isascii() else _UTF8_FLAG,
+            flags=0 if artifact.arcname.isascii() else UTF8_FLAG,
             method=zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED,
             dos_time=target.dos_time,
             dos_date=target.dos_date,
@@ -482,7 +290,7 @@ def _write_artifact(target: _Target, artifact: Artifact) -> WrittenArtifact:
             offset=0,
             external_attr=(_normalized_mode(st.st_mode) & 0xFFFF) << 16,
             # Deflate output can slightly exceed its input; reserve zip64 as the standard library does.
-            zip64_local=(st.st_size * 1.05 if deflate else st.st_size) > ZIP64_LIMIT,
+            zip64_local=(st.st_size * 1.05 if deflate else st.st_size) > zipstream.ZIP64_LIMIT,
         )
         target.out.begin(e)
         sha = None if reuse else hashlib.sha256()
@@ -492,7 +300,9 @@ def _write_artifact(target: _Target, artifact: Artifact) -> WrittenArtifact:
             e.crc, e.size = _store_into(target.out.fh, f, sha)
             e.compressed_size = e.size
         if reuse and stat_fingerprint(os.fstat(f.fileno())) != opened:
-            raise WheelWriteError(f"{artifact.source}: changed while it was being written into the wheel; rebuild once nothing else is writing to it")
+            raise WheelWriteError(
+                f"{artifact.source}: changed while it was being written into the wheel; rebuild once nothing else is writing to it"
+            )
     target.out.finish(e)
     if sha is None:
         assert artifact.sha256 is not None  # reuse implies a known digest
@@ -542,7 +352,7 @@ def _store_into(fh: BinaryIO, f: io.BufferedReader, sha: hashlib._Hash | None) -
 
 
 def _write_record(
-    out: _ZipOut, record_info: zipfile.ZipInfo, rows: list[list[str]], dist_info: str, written: list[WrittenArtifact]
+    out: ZipOut, record_info: zipfile.ZipInfo, rows: list[list[str]], dist_info: str, written: list[WrittenArtifact]
 ) -> None:
     """RECORD: hatchling's rows with the artifacts inserted before the metadata rows, itself last."""
     record_path = record_info.filename
@@ -560,10 +370,10 @@ def _write_record(
         method, payload = zipfile.ZIP_DEFLATED, _deflate_block(data, None, True, DEFLATE_LEVEL)
     else:
         payload = data
-    e = _entry_like(
+    e = entry_like(
         record_info,
         name=record_path.encode("utf-8"),
-        flags=record_info.flag_bits & _UTF8_FLAG,
+        flags=record_info.flag_bits & UTF8_FLAG,
         method=method,
         crc=zlib.crc32(data),
         compressed_size=len(payload),

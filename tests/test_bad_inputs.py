@@ -47,6 +47,11 @@ def test_allow_globals_lets_a_trusted_class_through(project, build_env):
     """The same unknown global builds once the user allows it by the key the error named."""
     p = project(extra="", hook='allow-globals = ["churn_features.Ratios"]')
     _third_party_global(p)
-    p.write("pyproject.toml", pyproject(name=p.name, models='churn = "artifacts/churn.pkl"', hook='allow-globals = ["churn_features.Ratios"]'))
+    p.write(
+        "pyproject.toml",
+        pyproject(
+            name=p.name, models='churn = "artifacts/churn.pkl"', hook='allow-globals = ["churn_features.Ratios"]'
+        ),
+    )
     p.build(build_env)
     assert p.wheel().name.startswith("churn_model-1.2.0")

@@ -93,7 +93,15 @@ def _dangerous_pickle(p: Project) -> None:
 
 def _third_party_global(p: Project) -> None:
     p.write("pyproject.toml", pyproject(name=p.name, models='churn = "artifacts/churn.pkl"'))
-    stream = pickle.PROTO + b"\x04" + pickle.GLOBAL + b"churn_features\nRatios\n" + pickle.EMPTY_TUPLE + pickle.NEWOBJ + pickle.STOP
+    stream = (
+        pickle.PROTO
+        + b"\x04"
+        + pickle.GLOBAL
+        + b"churn_features\nRatios\n"
+        + pickle.EMPTY_TUPLE
+        + pickle.NEWOBJ
+        + pickle.STOP
+    )
     (p.root / "artifacts").mkdir()
     (p.root / "artifacts" / "churn.pkl").write_bytes(stream)
 
@@ -108,42 +116,124 @@ def _two_models(models: str) -> Callable[[Project], None]:
 
 
 def _duplicate_toml_key(p: Project) -> None:
-    p.write("pyproject.toml", pyproject(name=p.name, models='churn = "artifacts/churn.joblib"\nchurn = "artifacts/other.joblib"'))
+    p.write(
+        "pyproject.toml",
+        pyproject(name=p.name, models='churn = "artifacts/churn.joblib"\nchurn = "artifacts/other.joblib"'),
+    )
     _model(p)
 
 
 LFS = b"version https://git-lfs.github.com/spec/v1\noid sha256:4d7a2146\nsize 1024\n"
 
 CASES: dict[str, Case] = {
-    "missing artifact": Case(_config('churn = "artifacts/missing.joblib"'), ("pyproject.toml", "models.churn.path", "does not exist", "Train or copy the model there")),
-    "path ../x": Case(_config('churn = "../x.joblib"'), ("pyproject.toml", "models.churn.path", "outside the project root", "copy the file into the project")),
-    "absolute path": Case(_config('churn = "/etc/passwd"'), ("pyproject.toml", "models.churn.path", "absolute path", "relative to the project root")),
-    "symlink outside": Case(_symlink_outside, ("pyproject.toml", "models.churn.path", "through a symbolic link outside the project root", "copy the file into the project")),
-    "git lfs pointer": Case(_file("artifacts/churn.joblib", LFS), ("artifacts/churn.joblib", "models.churn", "Git LFS pointer", "git lfs pull")),
-    "garbage as joblib": Case(_file("artifacts/churn.joblib", b"\x00\x17garbage" + bytes(range(256))), ("artifacts/churn.joblib", "models.churn", "suffix of the joblib format", "set `")),
-    "garbage declared joblib": Case(_file("artifacts/churn.bin", b"\x00garbage" * 20, 'churn = { path = "artifacts/churn.bin", format = "joblib" }'), ("artifacts/churn.bin", "models.churn.format", "is declared as 'joblib'", "or fix `")),
-    "zlib-looking garbage": Case(_file("artifacts/churn.joblib", b"x\x9c" + b"\x07" * 100), ("artifacts/churn.joblib", "models.churn", "corrupt", "save the model again")),
-    "truncated joblib": Case(_truncated, ("artifacts/churn.joblib", "models.churn", "truncated", "save the model again")),
-    "truncated pickle": Case(_truncated_pickle, ("artifacts/churn.pkl", "models.churn", "truncated", "save the model again")),
-    "empty file": Case(_file("artifacts/churn.joblib", b""), ("artifacts/churn.joblib", "models.churn", "empty file", "Save the model again")),
-    "unknown format": Case(_config('churn = { path = "artifacts/churn.joblib", format = "jobleb" }'), ("pyproject.toml", "models.churn.format", "not a format", "Did you mean 'joblib'?")),
-    "model name not identifier": Case(_config('"Churn-Model" = "artifacts/churn.joblib"'), ("pyproject.toml", "models.Churn-Model", "not a lowercase identifier", "[a-z][a-z0-9_]*")),
-    "model name is a keyword": Case(_config('class = "artifacts/churn.joblib"'), ("pyproject.toml", "models.class", "not a lowercase identifier", "[a-z][a-z0-9_]*")),
-    "same artifact twice": Case(_config('churn = "artifacts/churn.joblib"\nchurn2 = { path = "artifacts/churn.joblib", default = true }'), ("pyproject.toml", "models.churn2.path", "same artifact as models.churn", "Declare each artifact once")),
+    "missing artifact": Case(
+        _config('churn = "artifacts/missing.joblib"'),
+        ("pyproject.toml", "models.churn.path", "does not exist", "Train or copy the model there"),
+    ),
+    "path ../x": Case(
+        _config('churn = "../x.joblib"'),
+        ("pyproject.toml", "models.churn.path", "outside the project root", "copy the file into the project"),
+    ),
+    "absolute path": Case(
+        _config('churn = "/etc/passwd"'),
+        ("pyproject.toml", "models.churn.path", "absolute path", "relative to the project root"),
+    ),
+    "symlink outside": Case(
+        _symlink_outside,
+        (
+            "pyproject.toml",
+            "models.churn.path",
+            "through a symbolic link outside the project root",
+            "copy the file into the project",
+        ),
+    ),
+    "git lfs pointer": Case(
+        _file("artifacts/churn.joblib", LFS),
+        ("artifacts/churn.joblib", "models.churn", "Git LFS pointer", "git lfs pull"),
+    ),
+    "garbage as joblib": Case(
+        _file("artifacts/churn.joblib", b"\x00\x17garbage" + bytes(range(256))),
+        ("artifacts/churn.joblib", "models.churn", "suffix of the joblib format", "set `"),
+    ),
+    "garbage declared joblib": Case(
+        _file(
+            "artifacts/churn.bin", b"\x00garbage" * 20, 'churn = { path = "artifacts/churn.bin", format = "joblib" }'
+        ),
+        ("artifacts/churn.bin", "models.churn.format", "is declared as 'joblib'", "or fix `"),
+    ),
+    "zlib-looking garbage": Case(
+        _file("artifacts/churn.joblib", b"x\x9c" + b"\x07" * 100),
+        ("artifacts/churn.joblib", "models.churn", "corrupt", "save the model again"),
+    ),
+    "truncated joblib": Case(
+        _truncated, ("artifacts/churn.joblib", "models.churn", "truncated", "save the model again")
+    ),
+    "truncated pickle": Case(
+        _truncated_pickle, ("artifacts/churn.pkl", "models.churn", "truncated", "save the model again")
+    ),
+    "empty file": Case(
+        _file("artifacts/churn.joblib", b""),
+        ("artifacts/churn.joblib", "models.churn", "empty file", "Save the model again"),
+    ),
+    "unknown format": Case(
+        _config('churn = { path = "artifacts/churn.joblib", format = "jobleb" }'),
+        ("pyproject.toml", "models.churn.format", "not a format", "Did you mean 'joblib'?"),
+    ),
+    "model name not identifier": Case(
+        _config('"Churn-Model" = "artifacts/churn.joblib"'),
+        ("pyproject.toml", "models.Churn-Model", "not a lowercase identifier", "[a-z][a-z0-9_]*"),
+    ),
+    "model name is a keyword": Case(
+        _config('class = "artifacts/churn.joblib"'),
+        ("pyproject.toml", "models.class", "not a lowercase identifier", "[a-z][a-z0-9_]*"),
+    ),
+    "same artifact twice": Case(
+        _config('churn = "artifacts/churn.joblib"\nchurn2 = { path = "artifacts/churn.joblib", default = true }'),
+        ("pyproject.toml", "models.churn2.path", "same artifact as models.churn", "Declare each artifact once"),
+    ),
     "duplicate model name": Case(_duplicate_toml_key, ("pyproject.toml", "line 1", "Cannot overwrite a value")),
-    "two defaults": Case(_two_models('a = { path = "artifacts/a.joblib", default = true }\nb = { path = "artifacts/b.joblib", default = true }'), ("pyproject.toml", "`models`", "several models as default (a, b)", "exactly one")),
-    "no default among several": Case(_two_models('a = "artifacts/a.joblib"\nb = "artifacts/b.joblib"'), ("pyproject.toml", "`models`", "none is the default", "Add default = true")),
+    "two defaults": Case(
+        _two_models(
+            'a = { path = "artifacts/a.joblib", default = true }\nb = { path = "artifacts/b.joblib", default = true }'
+        ),
+        ("pyproject.toml", "`models`", "several models as default (a, b)", "exactly one"),
+    ),
+    "no default among several": Case(
+        _two_models('a = "artifacts/a.joblib"\nb = "artifacts/b.joblib"'),
+        ("pyproject.toml", "`models`", "none is the default", "Add default = true"),
+    ),
     "empty models table": Case(_config(""), ("pyproject.toml", "`models`", "is empty", "Add a model")),
-    "number where a path goes": Case(_config("churn = 3"), ("pyproject.toml", "models.churn", "not a number", 'churn = "artifacts/churn.joblib"')),
-    "number as path in a table": Case(_config("churn = { path = 3 }"), ("pyproject.toml", "models.churn.path", "must be a path string, not a number", "relative to the project root")),
-    "unknown model key": Case(_config('churn = { path = "artifacts/churn.joblib", fromat = "joblib" }'), ("pyproject.toml", "models.churn.fromat", "not a setting", "Did you mean `format`?")),
-    "unknown top-level key": Case(_config('churn = "artifacts/churn.joblib"', hook='pakage = "churn"'), ("pyproject.toml", "`pakage`", "not a setting", "Did you mean `package`?")),
-    "package not an identifier": Case(_config('churn = "artifacts/churn.joblib"', hook='package = "churn-model"'), ("pyproject.toml", "`package`", "not a Python import name", 'package = "churn_model"')),
-    "savedmodel without saved_model.pb": Case(_savedmodel_without_pb, ("export", "models.embedder", "no saved_model.pb", "tf.saved_model.save")),
-    "dangerous pickle": Case(_dangerous_pickle, ("artifacts/churn.pkl", "models.churn", "posix.system", "runs shell commands", "cannot be allowed")),
-    "unknown global": Case(_third_party_global, ("artifacts/churn.pkl", "models.churn", "churn_features.Ratios", 'allow-globals = ["churn_features.Ratios"]')),
+    "number where a path goes": Case(
+        _config("churn = 3"), ("pyproject.toml", "models.churn", "not a number", 'churn = "artifacts/churn.joblib"')
+    ),
+    "number as path in a table": Case(
+        _config("churn = { path = 3 }"),
+        ("pyproject.toml", "models.churn.path", "must be a path string, not a number", "relative to the project root"),
+    ),
+    "unknown model key": Case(
+        _config('churn = { path = "artifacts/churn.joblib", fromat = "joblib" }'),
+        ("pyproject.toml", "models.churn.fromat", "not a setting", "Did you mean `format`?"),
+    ),
+    "unknown top-level key": Case(
+        _config('churn = "artifacts/churn.joblib"', hook='pakage = "churn"'),
+        ("pyproject.toml", "`pakage`", "not a setting", "Did you mean `package`?"),
+    ),
+    "package not an identifier": Case(
+        _config('churn = "artifacts/churn.joblib"', hook='package = "churn-model"'),
+        ("pyproject.toml", "`package`", "not a Python import name", 'package = "churn_model"'),
+    ),
+    "savedmodel without saved_model.pb": Case(
+        _savedmodel_without_pb, ("export", "models.embedder", "no saved_model.pb", "tf.saved_model.save")
+    ),
+    "dangerous pickle": Case(
+        _dangerous_pickle,
+        ("artifacts/churn.pkl", "models.churn", "posix.system", "runs shell commands", "cannot be allowed"),
+    ),
+    "unknown global": Case(
+        _third_party_global,
+        ("artifacts/churn.pkl", "models.churn", "churn_features.Ratios", 'allow-globals = ["churn_features.Ratios"]'),
+    ),
 }
-
 
 
 def fail_in_process(root: Path) -> str:

@@ -77,7 +77,11 @@ def _keys_read(tree: ast.AST) -> dict[str, set[str]]:
     """receiver name -> the strings the loader reads it with: ``name["key"]`` and ``name.get("key", ...)``."""
     keys: dict[str, set[str]] = {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+        if (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.slice, ast.Constant)
+            and isinstance(node.slice.value, str)
+        ):
             receiver, key = node.value, node.slice.value
         elif (
             isinstance(node, ast.Call)
@@ -90,7 +94,13 @@ def _keys_read(tree: ast.AST) -> dict[str, set[str]]:
             receiver, key = node.func.value, node.args[0].value
         else:
             continue
-        name = receiver.attr if isinstance(receiver, ast.Attribute) else receiver.id if isinstance(receiver, ast.Name) else ""
+        name = (
+            receiver.attr
+            if isinstance(receiver, ast.Attribute)
+            else receiver.id
+            if isinstance(receiver, ast.Name)
+            else ""
+        )
         keys.setdefault(name, set()).add(key)
     return keys
 
@@ -142,7 +152,9 @@ def _module_graph() -> dict[str, set[str]]:
     for path in PACKAGE.rglob("*.py"):
         rel = path.relative_to(PACKAGE.parent).with_suffix("")
         name = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
-        graph[name] = {m for m in _imports(ast.parse(path.read_text(encoding="utf-8"))) if m.startswith("hatch_modelpack")}
+        graph[name] = {
+            m for m in _imports(ast.parse(path.read_text(encoding="utf-8"))) if m.startswith("hatch_modelpack")
+        }
     # `from hatch_modelpack.formats import Format` depends on the package, `from x import module` on the module.
     return {k: {d for d in v if d in graph and d != k} for k, v in graph.items()}
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import run
 
-from hatch_modelpack import wheel_writer
+from hatch_modelpack import wheel_writer, zipstream
 from hatch_modelpack.wheel_writer import Artifact, WheelWriteError, add_artifacts, choose_compression
 
 WHEEL_NAME = "demo-0.1-py3-none-any.whl"
@@ -272,7 +272,7 @@ def test_duplicate_artifacts_and_changed_files_raise(base: Path, tmp_path: Path)
 
 def test_zip64_records(base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With the zip64 threshold lowered, small files take the >2 GiB code paths (sizes and offsets)."""
-    monkeypatch.setattr(wheel_writer, "ZIP64_LIMIT", 1000)
+    monkeypatch.setattr(zipstream, "ZIP64_LIMIT", 1000)
     f = floats(tmp_path / "f.bin", 2000)
     t = compressible(tmp_path / "t.txt", 3 << 20)
     add_artifacts(base, [Artifact("demo/a/f.bin", f, "store"), Artifact("demo/a/t.txt", t, "deflate")])
@@ -296,7 +296,7 @@ def test_installers_accept_the_wheel(tmp_path: Path, venv, monkeypatch: pytest.M
     add_artifacts(plain, [Artifact("demo/_models/f/f.bin", f, "store"), Artifact("demo/_models/t/t.txt", t, "deflate")])
     z64 = build_base_wheel(tmp_path / "z64")
     with monkeypatch.context() as m:
-        m.setattr(wheel_writer, "ZIP64_LIMIT", 1000)
+        m.setattr(zipstream, "ZIP64_LIMIT", 1000)
         add_artifacts(z64, [Artifact("demo/_models/f/f.bin", f, "store"), Artifact("demo/_models/t/t.txt", t, "deflate")])
     tools = venv(seed_pip=True)
     tools.install("check-wheel-contents", "wheel")

@@ -24,7 +24,15 @@ RAW = "raw"
 def _registry() -> dict[str, Format]:
     # Order matters for inference: the first format whose suffix matches is checked against the bytes.
     # ``raw`` is never inferred; it is used only when declared.
-    formats = (JoblibFormat(), PickleFormat(), KerasFormat(), SavedModelFormat(), SkopsFormat(), OnnxFormat(), RawFormat())
+    formats = (
+        JoblibFormat(),
+        PickleFormat(),
+        KerasFormat(),
+        SavedModelFormat(),
+        SkopsFormat(),
+        OnnxFormat(),
+        RawFormat(),
+    )
     return {f.name: f for f in formats}
 
 
@@ -55,33 +63,53 @@ def detect(path: Path, declared: str | None, label: str, key: str) -> Format:
     """
     if declared == RAW:  # any file or directory, shipped as it is; only a Git LFS pointer is surely wrong
         if path.is_file() and _head(path).startswith(LFS_POINTER):
-            raise ArtifactError(f"{label}: is a Git LFS pointer file, not the artifact itself. Run `git lfs pull` (and `git lfs install` once) to fetch the real file, then build again.")
+            raise ArtifactError(
+                f"{label}: is a Git LFS pointer file, not the artifact itself. Run `git lfs pull` (and `git lfs install` once) to fetch the real file, then build again."
+            )
         return FORMATS[RAW]
     if path.is_dir():
         if declared is not None and not FORMATS[declared].directory:
-            raise ArtifactError(f"{label}: is a directory, but `{key}.format` says {declared!r}, which is a single file. Point `{key}.path` at the file, or declare the directory's format.")
+            raise ArtifactError(
+                f"{label}: is a directory, but `{key}.format` says {declared!r}, which is a single file. Point `{key}.path` at the file, or declare the directory's format."
+            )
         for fmt in FORMATS.values():
             if fmt.directory and (declared in (None, fmt.name)) and fmt.sniff(path, b""):
                 return fmt
         if declared == "savedmodel" or (path / "variables").is_dir():
-            raise ArtifactError(f"{label}: is declared (or looks like) a TensorFlow SavedModel but holds no saved_model.pb. Export the model again with model.export(dir) or tf.saved_model.save(model, dir), and point `{key}.path` at that directory.")
-        raise ArtifactError(f"{label}: is a directory that is not a TensorFlow SavedModel (no saved_model.pb). Point `{key}.path` at the model file itself or at a SavedModel directory, or add format = \"raw\" to `{key}` to ship the directory as it is (load() then returns its path).")
+            raise ArtifactError(
+                f"{label}: is declared (or looks like) a TensorFlow SavedModel but holds no saved_model.pb. Export the model again with model.export(dir) or tf.saved_model.save(model, dir), and point `{key}.path` at that directory."
+            )
+        raise ArtifactError(
+            f'{label}: is a directory that is not a TensorFlow SavedModel (no saved_model.pb). Point `{key}.path` at the model file itself or at a SavedModel directory, or add format = "raw" to `{key}` to ship the directory as it is (load() then returns its path).'
+        )
     head = _head(path)
     if not head:
-        raise ArtifactError(f"{label}: is an empty file. Save the model again (e.g. joblib.dump(model, path)) and check that the training run finished.")
+        raise ArtifactError(
+            f"{label}: is an empty file. Save the model again (e.g. joblib.dump(model, path)) and check that the training run finished."
+        )
     if head.startswith(LFS_POINTER):
-        raise ArtifactError(f"{label}: is a Git LFS pointer file, not the model itself. Run `git lfs pull` (and `git lfs install` once) to fetch the real file, then build again.")
+        raise ArtifactError(
+            f"{label}: is a Git LFS pointer file, not the model itself. Run `git lfs pull` (and `git lfs install` once) to fetch the real file, then build again."
+        )
     if declared is not None:
         fmt = FORMATS[declared]
         if fmt.directory:
-            raise ArtifactError(f"{label}: is a file, but `{key}.format` says {declared!r}, which is a directory format. Point `{key}.path` at the directory, or fix the format.")
+            raise ArtifactError(
+                f"{label}: is a file, but `{key}.format` says {declared!r}, which is a directory format. Point `{key}.path` at the directory, or fix the format."
+            )
         if not fmt.sniff(path, head):
-            raise ArtifactError(f"{label}: is declared as {declared!r} in `{key}.format`, but its bytes are {_describe_bytes(path, head)}. Check that the file is the model you meant (not truncated or overwritten), or fix `{key}.format`.")
+            raise ArtifactError(
+                f"{label}: is declared as {declared!r} in `{key}.format`, but its bytes are {_describe_bytes(path, head)}. Check that the file is the model you meant (not truncated or overwritten), or fix `{key}.format`."
+            )
         return fmt
     suffix = path.suffix.lower()
     for fmt in FORMATS.values():
         if suffix in fmt.suffixes:
             if not fmt.sniff(path, head):
-                raise ArtifactError(f"{label}: has the {suffix} suffix of the {fmt.name} format, but its bytes are {_describe_bytes(path, head)}. Check that the file is the model you meant (not truncated, overwritten or garbage), or set `{key}.format`.")
+                raise ArtifactError(
+                    f"{label}: has the {suffix} suffix of the {fmt.name} format, but its bytes are {_describe_bytes(path, head)}. Check that the file is the model you meant (not truncated, overwritten or garbage), or set `{key}.format`."
+                )
             return fmt
-    raise ArtifactError(f"{label}: the format cannot be inferred from the suffix {suffix or '(none)'!r}. Set `{key}.format` to one of: {', '.join(FORMATS)}.")
+    raise ArtifactError(
+        f"{label}: the format cannot be inferred from the suffix {suffix or '(none)'!r}. Set `{key}.format` to one of: {', '.join(FORMATS)}."
+    )

@@ -253,7 +253,7 @@ def _open_verified(file_path: Path) -> Any:
     """
     f = open(file_path, "rb")  # noqa: SIM115 - returned to the caller's with-block
     st = os.fstat(f.fileno())
-    if _VERIFIED_FILES.get(str(file_path)) != (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns):
+    if _VERIFIED_FILES.get(str(file_path)) != _stat_key(st):
         f.close()
         raise IntegrityError(
             f"{file_path}: changed between its sha256 check and loading; nothing was loaded. Something is "
@@ -280,9 +280,13 @@ def _verify_files(parent: Path, files: List[Dict[str, Any]], manifest: Dict[str,
 
 def _fingerprint(file_path: Path) -> Tuple[int, ...]:
     try:
-        st = os.stat(file_path)
+        return _stat_key(os.stat(file_path))
     except OSError:
         return ()
+
+
+def _stat_key(st: os.stat_result) -> Tuple[int, ...]:
+    """What changes when a file's bytes can have changed (the build side's hashing.stat_fingerprint)."""
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
