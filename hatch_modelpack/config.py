@@ -282,7 +282,9 @@ _CONFIGS: dict[str, PackConfig] = {}
 
 def load_config(root: str | Path, config: dict[str, Any], project_name: str, table: str = BUILD_TABLE) -> PackConfig:
     """Validate the hook's table (as hatchling hands it over) into a :class:`PackConfig`, once per process."""
-    key = json.dumps([os.fspath(root), table, project_name, config], sort_keys=True, default=str)
+    # The project name matters only as the default package name; hatchling hands the build hook a
+    # normalised one and the metadata hook the one written, so the key uses what they share.
+    key = json.dumps([os.fspath(root), table, normalize_package_name(project_name), config], sort_keys=True, default=str)
     if key not in _CONFIGS:
         _CONFIGS[key] = _validate(Path(root), config, project_name, table)
     return _CONFIGS[key]
