@@ -16,23 +16,31 @@ from pathlib import Path
 from typing import Any
 
 from hatch_modelpack import __version__
-from hatch_modelpack.analysis import PackedModel, analyse, requirements
+from hatch_modelpack.analysis import FileEntry, PackedModel, analyse, requirements
 from hatch_modelpack.config import ModelConfig, PackConfig
 from hatch_modelpack.contract import CHECK_DIR, DATA_DIR, LOADER_NAME, MANIFEST_NAME, MANIFEST_VERSION, SOURCE_RECORD
-from hatch_modelpack.hashing import hash_file
+from hatch_modelpack.hashing import CHUNK_SIZE, CHUNKED_MIN, HASH_CHUNK, fingerprint, hash_file, hash_file_chunked
 
-# Earlier homes of these names; new code imports them from hatch_modelpack.contract / .analysis.
+# Its own functions, and names that lived here before (their homes: contract, hashing, analysis), kept
+# importable from here for code written against the earlier layout.
 __all__ = [
+    "CHUNKED_MIN",
+    "CHUNK_SIZE",
     "DATA_DIR",
+    "HASH_CHUNK",
     "LOADER_NAME",
     "MANIFEST_NAME",
     "MANIFEST_VERSION",
     "SOURCE_RECORD",
+    "FileEntry",
     "PackedModel",
     "analyse",
     "build_manifest",
     "check_archive_paths",
     "dumps",
+    "fingerprint",
+    "hash_file",
+    "hash_file_chunked",
     "model_entry",
     "requirements",
     "source_info",
