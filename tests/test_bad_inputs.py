@@ -123,7 +123,7 @@ CASES: dict[str, Case] = {
     "empty file": Case(_file("artifacts/churn.joblib", b""), ("artifacts/churn.joblib", "models.churn", "empty file", "Save the model again")),
     "unknown format": Case(_config('churn = { path = "artifacts/churn.joblib", format = "jobleb" }'), ("pyproject.toml", "models.churn.format", "not a format", "Did you mean 'joblib'?")),
     "model name not identifier": Case(_config('"Churn-Model" = "artifacts/churn.joblib"'), ("pyproject.toml", "models.Churn-Model", "not a lowercase identifier", "[a-z][a-z0-9_]*")),
-    "model name is a keyword": Case(_config('class = "artifacts/churn.joblib"'), ("pyproject.toml", "models.class", "not a lowercase identifier", "[a-z][a-z0-9_]*")),
+    "model name is a keyword": Case(_config('class = "artifacts/churn.joblib"'), ("pyproject.toml", "models.class", "is a Python keyword", '"class_model"')),
     "same artifact twice": Case(_config('churn = "artifacts/churn.joblib"\nchurn2 = { path = "artifacts/churn.joblib", default = true }'), ("pyproject.toml", "models.churn2.path", "same artifact as models.churn", "Declare each artifact once")),
     "duplicate model name": Case(_duplicate_toml_key, ("pyproject.toml", "line 1", "Cannot overwrite a value")),
     "two defaults": Case(_two_models('a = { path = "artifacts/a.joblib", default = true }\nb = { path = "artifacts/b.joblib", default = true }'), ("pyproject.toml", "`models`", "several models as default (a, b)", "exactly one")),
