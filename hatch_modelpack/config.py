@@ -188,7 +188,9 @@ def check_keys(ctx: Ctx, key: str, table: dict[str, Any], known: frozenset[str],
 
 def _model(ctx: Ctx, name: Any, spec: Any) -> ModelConfig:
     key = f"models.{name}"
-    if not isinstance(name, str) or not NAME_RE.match(name) or keyword.iskeyword(name):
+    if isinstance(name, str) and NAME_RE.match(name) and keyword.iskeyword(name):
+        raise ctx.error(key, f"names a model {name!r}, which is a Python keyword (model names are identifiers that are not keywords)", f'Rename the model, e.g. "{name}_model".')
+    if not isinstance(name, str) or not NAME_RE.match(name):
         raise ctx.error(key, f"names a model {name!r}, which is not a lowercase identifier", 'Model names match [a-z][a-z0-9_]*, e.g. "churn" or "churn_v2".')
     if isinstance(spec, str):
         spec = {"path": spec}

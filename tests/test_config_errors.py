@@ -185,7 +185,7 @@ CASES: dict[str, Case] = {
     ),
     "model name is a keyword": Case(
         _config('class = "artifacts/churn.joblib"'),
-        ("pyproject.toml", "models.class", "not a lowercase identifier", "[a-z][a-z0-9_]*"),
+        ("pyproject.toml", "models.class", "is a Python keyword", '"class_model"'),
     ),
     "same artifact twice": Case(
         _config('churn = "artifacts/churn.joblib"\nchurn2 = { path = "artifacts/churn.joblib", default = true }'),

@@ -288,3 +288,30 @@ def test_skops_schema_problems_are_reported(tmp_path):
         zf.writestr("schema.json", json.dumps(schema))
     found = {str(g) for g in fmt.inspect(path, "m.skops").globals}
     assert found == {"builtins.list", "acme.tools.Widget", "acme.tools.Widget.run", "numpy.random._generator.Generator", "numpy.random.seed", "builtins.dict"}
+
+
+def test_onnx_element_types_match_onnx_itself():
+    """Every element type onnx defines reads as its own name, not ``typeN`` (38 of onnx's backend test models use 24-26)."""
+    from onnx import TensorProto
+
+    from hatch_modelpack.formats.onnx import ELEM_TYPES
+
+    for name, number in TensorProto.DataType.items():
+        if number:  # 0 is UNDEFINED
+            assert ELEM_TYPES.get(number, "").replace("float", "FLOAT").upper() == {"DOUBLE": "FLOAT64", "FLOAT": "FLOAT32"}.get(name, name), (number, name)
+
+
+@pytest.mark.parametrize("elem", [24, 25, 26])
+def test_onnx_new_element_types_are_named_in_the_schema(tmp_path, elem):
+    from onnx import TensorProto, helper, save
+
+    names = {24: "float8e8m0", 25: "uint2", 26: "int2"}
+    x = helper.make_tensor_value_info("x", elem, [1, 4])
+    y = helper.make_tensor_value_info("y", elem, [1, 4])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 25)])
+    path = tmp_path / "m.onnx"
+    save(model, str(path))
+    details = OnnxFormat().inspect(path, "m.onnx").details
+    assert TensorProto.DataType.Name(elem)
+    assert details["inputs"][0]["dtype"] == names[elem] and details["outputs"][0]["dtype"] == names[elem]

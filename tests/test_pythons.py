@@ -9,21 +9,40 @@ the interpreter is not on this machine.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import REPO, UV, Venv, make_pipeline, run, save_model
 
 
+def _reports(candidate: str, version: str) -> bool:
+    """Whether ``candidate`` runs and is that version (a pyenv shim for an inactive version exits 127)."""
+    try:
+        proc = subprocess.run([candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True, timeout=30)
+    except OSError:
+        return False
+    return proc.returncode == 0 and proc.stdout.strip() == version
+
+
+def _candidates(version: str) -> Iterator[str]:
+    for directory in os.environ.get("PATH", "").split(os.pathsep):  # every pythonX.Y on PATH, not only the first
+        yield os.path.join(directory, f"python{version}")
+    found = subprocess.run([UV, "python", "find", "--no-python-downloads", version], capture_output=True, text=True)
+    if found.returncode == 0:  # uv's managed Pythons and those it discovers
+        yield found.stdout.strip()
+    pyenv = shutil.which("pyenv")
+    if pyenv:  # pyenv installs versions that its shims only answer for when selected
+        root = subprocess.run([pyenv, "root"], capture_output=True, text=True).stdout.strip()
+        yield from sorted(str(p) for p in Path(root, "versions").glob(f"{version}.*/bin/python{version}"))
+
+
 def _python(version: str) -> str | None:
-    """A real interpreter of that version (pyenv's shims answer for versions that are not active)."""
-    versions = Path("/root/.pyenv/versions")
-    found = sorted(versions.glob(f"{version}.*/bin/python")) if versions.is_dir() else []
-    if found:
-        return str(found[-1])
-    candidate = shutil.which(f"python{version}")
-    return candidate if candidate and "shims" not in candidate else None
+    """A real interpreter of that version found on this machine, or None."""
+    return next((c for c in _candidates(version) if os.access(c, os.X_OK) and _reports(c, version)), None)
 
 
 def test_generated_loader_runs_on_python_3_8(tmp_path):
