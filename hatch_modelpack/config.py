@@ -27,6 +27,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 FORMATS = ("joblib", "pickle", "keras", "savedmodel", "skops", "onnx", "raw")
+FORMATS += ("xgboost", "lightgbm", "catboost")
 COMPRESSIONS = ("auto", "deflate", "store")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 

@@ -46,17 +46,21 @@ class Format:
 
 
 def _registry() -> dict[str, Format]:
+    from hatch_modelpack.formats.catboost import CatBoostFormat
     from hatch_modelpack.formats.joblib import JoblibFormat
     from hatch_modelpack.formats.keras import KerasFormat
+    from hatch_modelpack.formats.lightgbm import LightGBMFormat
     from hatch_modelpack.formats.onnx import OnnxFormat
     from hatch_modelpack.formats.pickle import PickleFormat
     from hatch_modelpack.formats.raw import RawFormat
     from hatch_modelpack.formats.savedmodel import SavedModelFormat
     from hatch_modelpack.formats.skops import SkopsFormat
+    from hatch_modelpack.formats.xgboost import XGBoostFormat
 
     # Order matters for inference: the first format whose suffix matches is checked against the bytes.
     # ``raw`` is never inferred; it is used only when declared.
     formats = (JoblibFormat(), PickleFormat(), KerasFormat(), SavedModelFormat(), SkopsFormat(), OnnxFormat(), RawFormat())
+    formats += (XGBoostFormat(), LightGBMFormat(), CatBoostFormat())  # gradient-boosted trees (issue 13)
     return {f.name: f for f in formats}
 
 
