@@ -20,7 +20,16 @@ ALL: Final = "all"
 COUNT: Final = "count"
 
 #: Fixed-size scalar markers -> struct format (big-endian, as UBJSON specifies).
-_FIXED: dict[bytes, str] = {b"i": ">b", b"U": ">B", b"I": ">h", b"l": ">i", b"L": ">q", b"d": ">f", b"D": ">d", b"C": ">c"}
+_FIXED: dict[bytes, str] = {
+    b"i": ">b",
+    b"U": ">B",
+    b"I": ">h",
+    b"l": ">i",
+    b"L": ">q",
+    b"d": ">f",
+    b"D": ">d",
+    b"C": ">c",
+}
 _SIZES: dict[bytes, int] = {k: struct.calcsize(v) for k, v in _FIXED.items()}
 _EMPTY: dict[bytes, Any] = {b"Z": None, b"T": True, b"F": False}
 MAX_DEPTH = 128
@@ -57,7 +66,9 @@ class Reader:
 
     def _skip(self, n: int) -> None:
         if n < 0 or self.pos + n > self.size:
-            raise UBJError(f"a value of {n} bytes at offset {self.pos} runs past the end of the document ({self.size} bytes; truncated?)")
+            raise UBJError(
+                f"a value of {n} bytes at offset {self.pos} runs past the end of the document ({self.size} bytes; truncated?)"
+            )
         self.f.seek(n, io.SEEK_CUR)
         self.pos += n
 

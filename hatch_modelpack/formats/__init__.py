@@ -59,7 +59,7 @@ def _registry() -> dict[str, Format]:
 
     # Order matters for inference: the first format whose suffix matches is checked against the bytes.
     # ``raw`` is never inferred; it is used only when declared.
-    formats = (JoblibFormat(), PickleFormat(), KerasFormat(), SavedModelFormat(), SkopsFormat(), OnnxFormat(), RawFormat())
+    formats: tuple[Format, ...] = (JoblibFormat(), PickleFormat(), KerasFormat(), SavedModelFormat(), SkopsFormat(), OnnxFormat(), RawFormat())
     formats += (XGBoostFormat(), LightGBMFormat(), CatBoostFormat())  # gradient-boosted trees (issue 13)
     return {f.name: f for f in formats}
 

@@ -25,10 +25,28 @@ from hatch_modelpack.requirements import is_valid_version
 MAGIC = b"CBM1"
 MAX_CORE = 1 << 31
 #: The version inside ``catboost_version_info`` (``Branch: tags/v1.2.10``), or a release summary.
-_VERSION_RES = (re.compile(r"Branch:\s*tags/v(\d+\.\d+(?:\.\d+)?)"), re.compile(r"CatBoost release (\d+\.\d+(?:\.\d+)?)"))
+_VERSION_RES = (
+    re.compile(r"Branch:\s*tags/v(\d+\.\d+(?:\.\d+)?)"),
+    re.compile(r"CatBoost release (\d+\.\d+(?:\.\d+)?)"),
+)
 #: Loss functions -> the catboost class that wraps them (catboost/core.py's CatBoostClassifier/Regressor/Ranker).
-CLASSIFIER_LOSSES = frozenset({"Logloss", "CrossEntropy", "MultiClass", "MultiClassOneVsAll", "MultiLogloss", "MultiCrossEntropy"})
-RANKER_LOSSES = frozenset({"YetiRank", "YetiRankPairwise", "PairLogit", "PairLogitPairwise", "QueryRMSE", "QuerySoftMax", "QueryCrossEntropy", "StochasticFilter", "StochasticRank", "LambdaMart"})
+CLASSIFIER_LOSSES = frozenset(
+    {"Logloss", "CrossEntropy", "MultiClass", "MultiClassOneVsAll", "MultiLogloss", "MultiCrossEntropy"}
+)
+RANKER_LOSSES = frozenset(
+    {
+        "YetiRank",
+        "YetiRankPairwise",
+        "PairLogit",
+        "PairLogitPairwise",
+        "QueryRMSE",
+        "QuerySoftMax",
+        "QueryCrossEntropy",
+        "StochasticFilter",
+        "StochasticRank",
+        "LambdaMart",
+    }
+)
 FIX = "Save the model again with model.save_model(path) (the default cbm format) and check that the file was copied completely."
 
 
@@ -128,13 +146,23 @@ def read_core(data: bytes) -> dict[str, Any]:
             key, value = kv.string(0), kv.string(1)
             if key is not None and value is not None:
                 info[key] = value
-        core: dict[str, Any] = {"format_version": root.string(0), "info": info, "parts": root.strings(3), "features": []}
+        core: dict[str, Any] = {
+            "format_version": root.string(0),
+            "info": info,
+            "parts": root.strings(3),
+            "features": [],
+        }
         if trees is not None:
             core["trees"] = trees.vector_len(2)  # TreeSizes
             core["approx_dimension"] = trees.int32(0, 1)
             # TFloatFeature: HasNans 0, Index 1, FlatIndex 2, Borders 3, FeatureId 4;
             # TCatFeature / TTextFeature / TEmbeddingFeature: Index 0, FlatIndex 1, FeatureId 2.
-            for kind, index, flat, name in (("numerical", 5, 2, 4), ("categorical", 4, 1, 2), ("text", 12, 1, 2), ("embedding", 14, 1, 2)):
+            for kind, index, flat, name in (
+                ("numerical", 5, 2, 4),
+                ("categorical", 4, 1, 2),
+                ("text", 12, 1, 2),
+                ("embedding", 14, 1, 2),
+            ):
                 for t in trees.tables(index):
                     core["features"].append({"index": t.int32(flat, -1), "name": t.string(name) or "", "type": kind})
     except (struct.error, RecursionError) as exc:
@@ -157,7 +185,9 @@ def read_model_bytes(data: bytes) -> dict[str, Any]:
 
 def _check_tail(core: dict[str, Any], tail: int) -> None:
     if core["parts"] and not tail:
-        raise CbmError(f"the core lists model parts ({', '.join(core['parts'])}) but the file ends after it (truncated?)")
+        raise CbmError(
+            f"the core lists model parts ({', '.join(core['parts'])}) but the file ends after it (truncated?)"
+        )
     if not core["parts"] and tail:
         raise CbmError(f"{tail} bytes follow a model core that lists no further parts")
 
@@ -171,7 +201,9 @@ def read_model(path: Path) -> dict[str, Any]:
             raise CbmError("it does not start with the CBM1 signature")
         size = struct.unpack_from("<I", head, 4)[0]
         if size > MAX_CORE or 8 + size > total:
-            raise CbmError(f"the model core claims {size} bytes but the file holds {total - 8} after the header (truncated?)")
+            raise CbmError(
+                f"the model core claims {size} bytes but the file holds {total - 8} after the header (truncated?)"
+            )
         core = read_core(f.read(size))
     _check_tail(core, total - 8 - size)
     return core
@@ -256,7 +288,9 @@ class CatBoostFormat(Format):
         except OSError as exc:
             raise ArtifactError(f"{label}: cannot be read ({exc.strerror or exc})") from None
         except CbmError as exc:
-            raise ArtifactError(f"{label}: is not a readable CatBoost model ({exc}); catboost's load_model would refuse it too. {FIX}") from None
+            raise ArtifactError(
+                f"{label}: is not a readable CatBoost model ({exc}); catboost's load_model would refuse it too. {FIX}"
+            ) from None
         details = describe(core)
         version = details.get("catboost_version")
         if version is None:

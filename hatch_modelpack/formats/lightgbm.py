@@ -23,7 +23,9 @@ from hatch_modelpack.formats import Format, Inspection
 #: Model-format version -> the first LightGBM release writing it (src/boosting/gbdt_model_text.cpp's
 #: kModelVersion: "v2" from late 2017, "v3" from 2.3.0 (microsoft/LightGBM#2269), "v4" from 4.0.0).
 FORMAT_FLOORS: dict[str, str] = {"v2": "2.1.0", "v3": "2.3.0", "v4": "4.0.0"}
-FLOOR_SOURCE = "the first LightGBM release writing model format {fmt} (the file records the format, not the library version)"
+FLOOR_SOURCE = (
+    "the first LightGBM release writing model format {fmt} (the file records the format, not the library version)"
+)
 MAX_LINE = 1 << 30
 FIX = "Save the model again with booster.save_model(path) (model.booster_.save_model(path) for the scikit-learn wrapper) and check that the file was copied completely."
 
@@ -190,7 +192,11 @@ def describe(model: dict[str, Any]) -> dict[str, Any]:
     if model["pandas_categorical"] is not None:
         details["pandas_categorical"] = model["pandas_categorical"]
     params = model["parameters"]
-    kept = {k: params[k] for k in ("boosting", "objective", "num_iterations", "learning_rate", "num_leaves", "categorical_feature") if k in params}
+    kept = {
+        k: params[k]
+        for k in ("boosting", "objective", "num_iterations", "learning_rate", "num_leaves", "categorical_feature")
+        if k in params
+    }
     if kept:
         details["parameters"] = kept
     return details
@@ -229,7 +235,9 @@ class LightGBMFormat(Format):
         except OSError as exc:
             raise ArtifactError(f"{label}: cannot be read ({exc.strerror or exc})") from None
         except LightGBMError as exc:
-            raise ArtifactError(f"{label}: is not a complete LightGBM model: {exc}; lightgbm.Booster(model_file=...) would refuse it too. {FIX}") from None
+            raise ArtifactError(
+                f"{label}: is not a complete LightGBM model: {exc}; lightgbm.Booster(model_file=...) would refuse it too. {FIX}"
+            ) from None
         details = describe(model)
         version, source = floor(details["format_version"])
         details["requirement_source"] = f"lightgbm>={version}: {source}"

@@ -56,7 +56,11 @@ def is_xgboost_head(head: bytes) -> str | None:
 
 def version_string(version: Any) -> str | None:
     """``[3, 2, 0]`` -> ``"3.2.0"``; None when it is not a version array."""
-    if isinstance(version, list) and 2 <= len(version) <= 4 and all(type(v) is int and 0 <= v < 10_000 for v in version):
+    if (
+        isinstance(version, list)
+        and 2 <= len(version) <= 4
+        and all(type(v) is int and 0 <= v < 10_000 for v in version)
+    ):
         return ".".join(str(v) for v in version)
     return None
 
@@ -73,27 +77,46 @@ def read_model(path: Path, label: str) -> dict[str, Any]:
             elif kind == "json":
                 doc = json.load(f)
             else:
-                raise ArtifactError(f"{label}: does not start like an XGBoost model (a JSON or UBJSON document with a `learner` object). {FIX}")
+                raise ArtifactError(
+                    f"{label}: does not start like an XGBoost model (a JSON or UBJSON document with a `learner` object). {FIX}"
+                )
     except OSError as exc:
         raise ArtifactError(f"{label}: cannot be read ({exc.strerror or exc})") from None
     except UBJError as exc:
-        raise ArtifactError(f"{label}: is a damaged UBJSON document ({exc}), which XGBoost cannot load either. {FIX}") from None
+        raise ArtifactError(
+            f"{label}: is a damaged UBJSON document ({exc}), which XGBoost cannot load either. {FIX}"
+        ) from None
     except (ValueError, RecursionError) as exc:
         raise ArtifactError(f"{label}: is not valid JSON ({exc}), so XGBoost cannot load it. {FIX}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("learner"), dict) or version_string(doc.get("version")) is None:
-        raise ArtifactError(f"{label}: is a JSON document but not an XGBoost model: it lacks the `learner` object and the `version` array that Booster.save_model writes. {FIX}")
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("learner"), dict)
+        or version_string(doc.get("version")) is None
+    ):
+        raise ArtifactError(
+            f"{label}: is a JSON document but not an XGBoost model: it lacks the `learner` object and the `version` array that Booster.save_model writes. {FIX}"
+        )
     doc["format"] = kind
     return doc
 
 
 def _count(value: Any) -> int | None:
-    return len(value) if isinstance(value, list) else int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+    return (
+        len(value)
+        if isinstance(value, list)
+        else int(value)
+        if isinstance(value, int) and not isinstance(value, bool)
+        else None
+    )
 
 
 def describe(doc: dict[str, Any]) -> dict[str, Any]:
     """Manifest details from a model document (JSON-loaded or kept by the UBJSON reader)."""
     learner = doc["learner"]
-    details: dict[str, Any] = {"container": doc.get("format", "json"), "xgboost_version": version_string(doc.get("version"))}
+    details: dict[str, Any] = {
+        "container": doc.get("format", "json"),
+        "xgboost_version": version_string(doc.get("version")),
+    }
     objective = learner.get("objective")
     if isinstance(objective, dict) and isinstance(objective.get("name"), str):
         details["objective"] = objective["name"]
@@ -101,7 +124,11 @@ def describe(doc: dict[str, Any]) -> dict[str, Any]:
     if isinstance(booster, dict):
         if isinstance(booster.get("name"), str):
             details["booster"] = booster["name"]
-        model = booster.get("model") if isinstance(booster.get("model"), dict) else (booster.get("gbtree") or {}).get("model")
+        model = (
+            booster.get("model")
+            if isinstance(booster.get("model"), dict)
+            else (booster.get("gbtree") or {}).get("model")
+        )
         if isinstance(model, dict):
             trees = _count(model.get("trees"))
             if trees is not None:
