@@ -142,7 +142,17 @@ class Reader:
             if m != b"#":
                 raise UBJError(f"a typed container without a count at offset {self.pos - 1}")
         if m == b"#":
-            return etype, self._length()
+            count = self._length()
+            # Every element takes at least one byte (a typed numeric one its width): a count the rest of
+            # the document cannot hold is refused before anything is allocated or skipped.
+            width = _SIZES.get(etype, 0) if etype is not None else 1
+            if etype in (b"S", b"H", b"[", b"{"):
+                width = 1
+            if count * width > self.size - self.pos:
+                raise UBJError(
+                    f"{count} elements at offset {self.pos} run past the end of the document ({self.size} bytes; truncated?)"
+                )
+            return etype, count
         self.f.seek(-1, io.SEEK_CUR)
         self.pos -= 1
         return None, None

@@ -11,12 +11,13 @@ of its own.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import struct
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, BinaryIO, ClassVar
 
 from hatch_modelpack.errors import ArtifactError
 from hatch_modelpack.formats import Format, Inspection
@@ -172,41 +173,59 @@ def read_core(data: bytes) -> dict[str, Any]:
 
 
 def read_model_bytes(data: bytes) -> dict[str, Any]:
-    """A whole ``.cbm`` in memory (a pickled CatBoost keeps one): header, core, and the parts' presence."""
-    if not data.startswith(MAGIC) or len(data) < 8:
-        raise CbmError("it does not start with the CBM1 signature")
-    size = struct.unpack_from("<I", data, 4)[0]
-    if 8 + size > len(data):
-        raise CbmError(f"the model core needs {size} bytes but only {len(data) - 8} follow the header (truncated?)")
-    core = read_core(data[8 : 8 + size])
-    _check_tail(core, len(data) - 8 - size)
-    return core
-
-
-def _check_tail(core: dict[str, Any], tail: int) -> None:
-    if core["parts"] and not tail:
-        raise CbmError(
-            f"the core lists model parts ({', '.join(core['parts'])}) but the file ends after it (truncated?)"
-        )
-    if not core["parts"] and tail:
-        raise CbmError(f"{tail} bytes follow a model core that lists no further parts")
+    """A whole ``.cbm`` in memory (a pickled CatBoost keeps one)."""
+    return _read(io.BytesIO(data), len(data))
 
 
 def read_model(path: Path) -> dict[str, Any]:
-    """Read a ``.cbm`` file's core (bounded: the core's declared size, checked against the file)."""
+    """Read a ``.cbm`` file's core and walk its parts (bounded: every size is checked against the file)."""
     with open(path, "rb") as f:
-        total = os.fstat(f.fileno()).st_size
-        head = f.read(8)
-        if len(head) < 8 or not head.startswith(MAGIC):
-            raise CbmError("it does not start with the CBM1 signature")
-        size = struct.unpack_from("<I", head, 4)[0]
-        if size > MAX_CORE or 8 + size > total:
-            raise CbmError(
-                f"the model core claims {size} bytes but the file holds {total - 8} after the header (truncated?)"
-            )
-        core = read_core(f.read(size))
-    _check_tail(core, total - 8 - size)
+        return _read(f, os.fstat(f.fileno()).st_size)
+
+
+def _read(f: BinaryIO, total: int) -> dict[str, Any]:
+    head = f.read(8)
+    if len(head) < 8 or not head.startswith(MAGIC):
+        raise CbmError("it does not start with the CBM1 signature")
+    size = struct.unpack_from("<I", head, 4)[0]
+    if size > MAX_CORE or 8 + size > total:
+        raise CbmError(f"the model core claims {size} bytes but {total - 8} follow the header (truncated?)")
+    core = read_core(f.read(size))
+    _check_parts(f, 8 + size, total, core["parts"])
     return core
+
+
+def _check_parts(f: BinaryIO, pos: int, total: int, parts: list[str]) -> None:
+    """The parts after the core must fill the file exactly.
+
+    ``static_provider_v1`` (the CTR tables of categorical features) is a uint32 count of tables, each a
+    uint32 size and that many bytes; other part kinds are only required to be there.
+    """
+    if not parts:
+        if pos != total:
+            raise CbmError(f"{total - pos} bytes follow a model core that lists no further parts")
+        return
+    if any(p != "static_provider_v1" for p in parts):
+        if pos == total:
+            raise CbmError(f"the core lists model parts ({', '.join(parts)}) but the file ends after it (truncated?)")
+        return
+
+    def u32() -> int:
+        nonlocal pos
+        if pos + 4 > total:
+            raise CbmError(f"the model parts end early at offset {pos} (truncated?)")
+        f.seek(pos)
+        pos += 4
+        return int(struct.unpack("<I", f.read(4))[0])
+
+    for _ in parts:
+        for _ in range(u32()):
+            n = u32()
+            if pos + n > total:
+                raise CbmError(f"a CTR table of {n} bytes at offset {pos} runs past the end of the file (truncated?)")
+            pos += n
+    if pos != total:
+        raise CbmError(f"{total - pos} bytes follow the model's last part")
 
 
 def library_version(info: dict[str, str]) -> str | None:

@@ -12,6 +12,7 @@ a floor: the first LightGBM release that writes (and so reads) that format.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ FLOOR_SOURCE = (
     "the first LightGBM release writing model format {fmt} (the file records the format, not the library version)"
 )
 MAX_LINE = 1 << 30
+_ABSENT = object()
 FIX = "Save the model again with booster.save_model(path) (model.booster_.save_model(path) for the scikit-learn wrapper) and check that the file was copied completely."
 
 
@@ -113,7 +115,7 @@ def read_model(f: BinaryIO) -> dict[str, Any]:
                 raise LightGBMError(f"tree {trees - 1} is {block} bytes, but tree_sizes says {expected}")
 
     rest: list[tuple[str, int]] = [pending] if pending else []
-    for text, size in _chain(rest, lines):
+    for text, size in itertools.chain(rest, lines):  # chain does not close `lines` on break
         if text.startswith("Tree="):
             close()
             if _int(text[5:], "Tree") != trees:
@@ -134,7 +136,7 @@ def read_model(f: BinaryIO) -> dict[str, Any]:
     if sizes is not None and trees != len(sizes):
         raise LightGBMError(f"it holds {trees} trees, but tree_sizes lists {len(sizes)}")
     params: dict[str, str] = {}
-    pandas_categorical: Any = None
+    pandas_categorical: Any = _ABSENT
     in_params = False
     for text, _ in lines:
         if text == "parameters:":
@@ -150,11 +152,6 @@ def read_model(f: BinaryIO) -> dict[str, Any]:
             except ValueError:
                 raise LightGBMError("the pandas_categorical line is not JSON") from None
     return {"header": header, "trees": trees, "parameters": params, "pandas_categorical": pandas_categorical}
-
-
-def _chain(first: list[tuple[str, int]], rest: Iterator[tuple[str, int]]) -> Iterator[tuple[str, int]]:
-    yield from first
-    yield from rest
 
 
 def _feature_type(info: str) -> str:
@@ -189,7 +186,7 @@ def describe(model: dict[str, Any]) -> dict[str, Any]:
         details["feature_infos"] = infos
     if schema:
         details["input_schema"] = schema
-    if model["pandas_categorical"] is not None:
+    if model["pandas_categorical"] is not _ABSENT:  # null: no pandas categories; a list: their values per column
         details["pandas_categorical"] = model["pandas_categorical"]
     params = model["parameters"]
     kept = {
