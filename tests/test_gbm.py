@@ -198,6 +198,10 @@ def gbm(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
 
 
+def _flat(values: list[Any]) -> list[float]:
+    return [x for v in values for x in (_flat(v) if isinstance(v, list) else [v])]
+
+
 def _floor(version: str) -> str:
     return ".".join(version.split(".")[:2])
 
@@ -568,7 +572,7 @@ def test_native_formats_in_one_wheel(tmp_path, build_env, gbm, gbm_venv):
         "cb_reg": "CatBoostRegressor",
     }
     for name in NATIVE:
-        assert got["preds"][name] == pytest.approx(gbm["preds"][name], abs=1e-6), name
+        assert _flat(got["preds"][name]) == pytest.approx(_flat(gbm["preds"][name]), abs=1e-6), name
     assert got["checks"] == {"xgb_reg": True, "lgb": True, "cb_clf": True}
 
 
@@ -593,7 +597,7 @@ def test_pipelines_with_wrappers_round_trip_with_pinned_versions(tmp_path, build
     got = gbm_venv.json(PREDICT.format(package="gbm_pipes", X=str(gbm["dir"] / "X.csv"), Xc=str(gbm["dir"] / "Xc.csv")))
     assert got["imported"] == []
     for n in ("xgb", "lgb", "cb"):
-        assert got["preds"][f"pipe_{n}"] == pytest.approx(gbm["pipe_proba"][n], abs=1e-9), n
+        assert _flat(got["preds"][f"pipe_{n}"]) == pytest.approx(_flat(gbm["pipe_proba"][n]), abs=1e-9), n
         assert got["types"][f"pipe_{n}"] == "Pipeline"
     assert got["meta"]["pipe_xgb"]["frameworks"]["xgboost"] == v["xgboost"]
 
