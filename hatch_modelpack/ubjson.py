@@ -108,6 +108,21 @@ class Reader:
         if self.kept > MAX_KEPT_ITEMS:
             raise UBJError("more values than a model's metadata holds")
 
+    def value_head(self) -> bytes:
+        """Open a container: its marker (``{`` or ``[``) with the optimized header read; for prefix reads."""
+        marker = self._marker()
+        if marker in (b"{", b"["):
+            etype, count = self._header()
+            if etype is not None or count is not None:
+                raise UBJError("an optimized container where a plain one was expected")
+        return marker
+
+    def key(self) -> str:
+        """The next object key (after :meth:`value_head` returned ``{``)."""
+        key = self._string(True)
+        assert key is not None
+        return key
+
     def value(self, shape: Any = ALL, depth: int = 0) -> Any:
         """The next value; containers are kept, counted or skipped as ``shape`` says (None: skip)."""
         return self._value(self._marker(), shape, depth)

@@ -19,6 +19,7 @@ import shutil
 import struct
 import sys
 import zipfile
+from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -32,10 +33,12 @@ from hatch_modelpack import loader, ubjson
 from hatch_modelpack.config import load_config
 from hatch_modelpack.errors import ArtifactError
 from hatch_modelpack.formats import detect
+from hatch_modelpack.formats.boosters import apply_to_inspection
 from hatch_modelpack.formats.catboost import CatBoostFormat, read_model_bytes
 from hatch_modelpack.formats.lightgbm import LightGBMFormat
 from hatch_modelpack.formats.xgboost import XGBoostFormat, version_from_raw
 from hatch_modelpack.manifest import analyse, hash_file
+from hatch_modelpack.scanning import Call, Global, Opaque, SDict
 
 # -- a tiny UBJSON encoder, for hand-made documents ---------------------------------------------
 
@@ -400,6 +403,51 @@ def test_xgboost_version_from_pickled_raw_bytes(gbm):
     assert version_from_raw(state["handle"]) == gbm["versions"]["xgboost"]
     assert version_from_raw(bytearray(b"{Lgarbage")) is None
     assert version_from_raw(b"") is None
+
+
+def test_boosters_too_large_for_the_scan_are_reported_not_guessed(gbm):
+    """The scanner keeps byte strings up to 1 MiB; a larger embedded model leaves the version unread."""
+    import xgboost
+
+    raw = bytes(xgboost.Booster(model_file=str(gbm["dir"] / "xgb_reg.ubj")).__getstate__()["handle"])
+    big = Call(
+        Global("xgboost.core", "Booster"),
+        (),
+        SDict([("handle", Call(Global("builtins", "bytearray"), (Opaque("5000000 bytes"),)))]),
+    )
+    requires, frameworks, details = {"xgboost"}, {}, {}
+    apply_to_inspection([big], requires, frameworks, details, "big.joblib")
+    assert (requires, frameworks) == ({"xgboost"}, {})
+    assert "larger than the scanner keeps" in details["boosters"][0]["unread"]
+
+    @dataclass(frozen=True)
+    class OpaqueWithHead(Opaque):  # what a scanner that keeps a prefix of large values would hand over
+        head: bytes = b""
+
+    prefixed = Call(
+        Global("xgboost.core", "Booster"),
+        (),
+        SDict([("handle", Call(Global("builtins", "bytearray"), (OpaqueWithHead("5000000 bytes", raw[:4096]),)))]),
+    )
+    text = (gbm["dir"] / "lgb.txt").read_text()
+    lgb = Call(
+        Global("lightgbm.basic", "Booster"), (), SDict([("_handle", OpaqueWithHead("9 MB", text[:200].encode()))])
+    )
+    requires, frameworks, details = {"xgboost", "lightgbm"}, {}, {}
+    apply_to_inspection(SDict([("a", [prefixed, (lgb,)])]), requires, frameworks, details, "big.joblib")
+    assert frameworks == {"xgboost": gbm["versions"]["xgboost"]} and requires == {"xgboost", "lightgbm>=4.0.0"}
+    assert version_from_raw(raw[:4096]) == gbm["versions"]["xgboost"] and version_from_raw(raw[:50]) is None
+
+
+def test_several_xgboost_releases_in_one_pickle_are_refused():
+    def booster(version: list[int]) -> Call:
+        raw = ubj({"Config": {"version": version}, "Model": {}})
+        return Call(
+            Global("xgboost.core", "Booster"), (), SDict([("handle", Call(Global("builtins", "bytearray"), (raw,)))])
+        )
+
+    with pytest.raises(ArtifactError, match=r"several xgboost releases \(2\.1\.0, 3\.2\.0\)"):
+        apply_to_inspection([booster([3, 2, 0]), booster([2, 1, 0])], {"xgboost"}, {}, {}, "two.joblib")
 
 
 # -- the generated loader, in-process -----------------------------------------------------------

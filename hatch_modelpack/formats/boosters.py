@@ -53,6 +53,15 @@ def _bytes_of(value: Any) -> Any:
     return value
 
 
+def _known_prefix(value: Any) -> Any:
+    """A large value the scanner did not keep: its first bytes, when the scanner records them (``head``).
+
+    The versions sit at the start (XGBoost's ``Config``, LightGBM's ``version=`` line), so a prefix is enough.
+    """
+    head = getattr(value, "head", None) if isinstance(value, Opaque) else None
+    return head if isinstance(head, (bytes, str)) else value
+
+
 def _too_large(value: Any) -> str | None:
     if isinstance(value, Opaque):
         return f"the embedded model ({value.what}) is larger than the scanner keeps in memory"
@@ -72,7 +81,7 @@ def _inspect_call(call: Call) -> PickledBooster | None:
         raw = _bytes_of(state.get("handle"))
         if raw is None:
             return PickledBooster("xgboost", owner, problem="an unfitted Booster (no model bytes)")
-        version = xgboost.version_from_raw(raw)
+        version = xgboost.version_from_raw(_known_prefix(raw))
         return PickledBooster(
             "xgboost", owner, version, problem=None if version else _too_large(raw) or "the model bytes hold no version"
         )
@@ -82,7 +91,8 @@ def _inspect_call(call: Call) -> PickledBooster | None:
             text = state.get("handle")
         if text is None:
             return PickledBooster("lightgbm", owner, problem="an unfitted Booster (no model text)")
-        fmt = lightgbm.version_from_text(text)
+        prefix = _known_prefix(text)
+        fmt = lightgbm.version_from_text(prefix.decode("utf-8", "replace") if isinstance(prefix, bytes) else prefix)
         return PickledBooster(
             "lightgbm",
             owner,

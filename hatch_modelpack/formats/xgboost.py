@@ -12,15 +12,17 @@ recorded major.minor.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
+import struct
 from pathlib import Path
 from typing import Any, ClassVar
 
 from hatch_modelpack.errors import ArtifactError
 from hatch_modelpack.formats import Format, Inspection
-from hatch_modelpack.ubjson import ALL, COUNT, UBJError, loads, read_document
+from hatch_modelpack.ubjson import ALL, COUNT, Reader, UBJError, loads, read_document
 
 #: What the build keeps of a model document; everything else (the trees) is walked and dropped.
 SHAPE: dict[str, Any] = {
@@ -38,8 +40,6 @@ SHAPE: dict[str, Any] = {
         },
     },
 }
-#: A pickled Booster's handle (``Booster.__getstate__``): ``{"Config": ..., "Model": <the document>}``.
-RAW_SHAPE: dict[str, Any] = {"Model": {"version": ALL}, "Config": {"version": ALL}}
 _JSON_HEAD = re.compile(rb'^\s*\{\s*"(learner|version)"\s*:')
 _UBJ_KEY = re.compile(rb"^\{(?:#[iUIlL].{1,8}?)?[iUIlL]\x00{0,7}\x07(learner|version)", re.S)
 FIX = "Save the model again with booster.save_model(path) (or model.save_model(path) on the scikit-learn wrapper), using a .json or .ubj name, and check that the file was copied completely."
@@ -179,20 +179,33 @@ def requirement(version: str) -> str:
 
 
 def version_from_raw(raw: Any) -> str | None:
-    """The version inside a pickled Booster's raw bytes (UBJSON ``{"Config", "Model"}`` or JSON), or None."""
+    """The version inside a pickled Booster's raw bytes, or None.
+
+    ``Booster.__getstate__`` keeps UBJSON ``{"Config": {..., "version": [...]}, "Model": {...}}`` (older
+    releases: the JSON model). ``Config`` comes first and records the version, so a prefix of the bytes
+    (the first few KiB) is enough; the model after it is not read.
+    """
     if not isinstance(raw, (bytes, bytearray)):
         return None
     data = bytes(raw)
-    try:
-        if data[:1] == b"{" and data[1:2] in (b'"', b" ", b"\n"):
+    if data[:1] == b"{" and data[1:2] in (b'"', b" ", b"\n"):
+        try:
             doc = json.loads(data)
-        else:
-            doc = loads(data, RAW_SHAPE if b"Config" in data[:64] else SHAPE)
-    except (UBJError, ValueError, RecursionError):
+        except (ValueError, RecursionError):
+            return None
+        return version_string(doc.get("version")) if isinstance(doc, dict) else None
+    reader = Reader(io.BytesIO(data), len(data))
+    try:
+        if reader.value_head() != b"{":
+            return None
+        key = reader.key()
+        if key == "Config":
+            config = reader.value({"version": ALL})
+            return version_string(config.get("version")) if isinstance(config, dict) else None
+        doc = loads(data, {"Model": {"version": ALL}, "version": ALL})
+    except (UBJError, struct.error, ValueError, OverflowError):
         return None
-    if not isinstance(doc, dict):
-        return None
-    for part in (doc.get("Model"), doc, doc.get("Config")):
+    for part in (doc.get("Model"), doc) if isinstance(doc, dict) else ():
         if isinstance(part, dict) and version_string(part.get("version")):
             return version_string(part.get("version"))
     return None
