@@ -283,6 +283,24 @@ def test_lightgbm_text_read_statically(gbm):
     assert d["pandas_categorical"] in ([], None) and "model format v4" in d["requirement_source"]
 
 
+def test_lightgbm_pandas_categorical_is_recorded_and_loaded(tmp_path):
+    import lightgbm
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(5)
+    X = pd.DataFrame({"a": rng.normal(size=200), "city": pd.Categorical(rng.choice(["oslo", "rome", "lima"], 200))})
+    y = ((X["a"] + (X["city"] == "rome")) > 0.5).astype(int)
+    model = lightgbm.LGBMClassifier(n_estimators=4, verbose=-1).fit(X, y)
+    model.booster_.save_model(tmp_path / "cat.txt")
+    entry = _entry(tmp_path / "cat.txt")
+    assert entry["details"]["pandas_categorical"] == [["lima", "oslo", "rome"]]
+    assert entry["details"]["input_schema"]["feature_types"] == ["numerical", "categorical"]
+    loader._verify_files(tmp_path, entry["files"], {})
+    booster = loader._LOADERS["lightgbm"](tmp_path / "cat.txt", entry, {})
+    assert booster.predict(X.head(20)).tolist() == pytest.approx(model.booster_.predict(X.head(20)).tolist(), abs=1e-12)
+
+
 def test_lightgbm_cut_off_tree_section_is_refused(gbm, tmp_path):
     text = (gbm["dir"] / "lgb.txt").read_bytes()
     end = text.index(b"end of trees")
