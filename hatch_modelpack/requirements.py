@@ -41,6 +41,9 @@ DEFAULT_PINS: dict[str, str] = {
     "scikit-learn": "exact",  # "a pickle loads only under the version that wrote it"
     "keras": "major",  # Keras 3 reads .keras files from any 3.x
     "tensorflow": "minimum",  # SavedModels load in the same or a newer TensorFlow
+    # Only pickles record these bare (native formats carry their own floors): a pickled wrapper is code.
+    "xgboost": "exact",
+    "catboost": "exact",
 }
 
 _STDLIB: frozenset[str] = frozenset(getattr(sys, "stdlib_module_names", ())) | {"builtins", "__builtin__"}

@@ -64,6 +64,10 @@ def inspect_pickled(path: Path, label: str, kind: str) -> Inspection:
         details["input_schema"] = schema
     if result.nested_pickles:
         details["nested_pickles"] = result.nested_pickles
+    if requires & {"xgboost", "lightgbm", "catboost"}:  # version bounds from the embedded native models
+        from hatch_modelpack.formats.boosters import apply_to_inspection
+
+        apply_to_inspection(result.root, requires, frameworks, details, label)
     return Inspection(requires=sorted(requires), frameworks=frameworks, details=details, globals=set(result.globals))
 
 

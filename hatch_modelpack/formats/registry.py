@@ -9,13 +9,16 @@ from pathlib import Path
 
 from hatch_modelpack.errors import ArtifactError
 from hatch_modelpack.formats import Format
+from hatch_modelpack.formats.catboost import CatBoostFormat
 from hatch_modelpack.formats.joblib import JoblibFormat
 from hatch_modelpack.formats.keras import KerasFormat
+from hatch_modelpack.formats.lightgbm import LightGBMFormat
 from hatch_modelpack.formats.onnx import OnnxFormat
 from hatch_modelpack.formats.pickle import PickleFormat
 from hatch_modelpack.formats.raw import RawFormat
 from hatch_modelpack.formats.savedmodel import SavedModelFormat
 from hatch_modelpack.formats.skops import SkopsFormat
+from hatch_modelpack.formats.xgboost import XGBoostFormat
 
 LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 RAW = "raw"
@@ -32,6 +35,9 @@ def _registry() -> dict[str, Format]:
         SkopsFormat(),
         OnnxFormat(),
         RawFormat(),
+        XGBoostFormat(),
+        LightGBMFormat(),
+        CatBoostFormat(),
     )
     return {f.name: f for f in formats}
 

@@ -226,6 +226,7 @@ class _Pack:
 #: Distributions that install the same import package under another name; the check accepts any of them.
 _SAME_PACKAGE: Dict[str, Tuple[str, ...]] = {
     "tensorflow": ("tensorflow-cpu", "tensorflow-macos", "tensorflow-intel", "tensorflow-rocm", "tensorflow-aarch64"),
+    "xgboost": ("xgboost-cpu",),
 }
 
 
@@ -415,6 +416,42 @@ def _load_onnx(artifact: Path, entry: Dict[str, Any], kwargs: Dict[str, Any]) ->
     return ort.InferenceSession(str(artifact), **kwargs)  # providers=, sess_options= pass through
 
 
+# Gradient-boosted trees (native formats: data, not code): each reads the bytes that were verified.
+_CATBOOST_CLASSES = {"classifier": "CatBoostClassifier", "regressor": "CatBoostRegressor", "ranker": "CatBoostRanker"}
+
+
+def _load_xgboost(artifact: Path, entry: Dict[str, Any], kwargs: Dict[str, Any]) -> Any:
+    xgboost = import_module("xgboost")
+    with _open_verified(artifact) as f:  # JSON or UBJSON; XGBoost tells them apart by the bytes
+        return xgboost.Booster(model_file=bytearray(f.read()), **kwargs)
+
+
+def _load_lightgbm(artifact: Path, entry: Dict[str, Any], kwargs: Dict[str, Any]) -> Any:
+    lightgbm = import_module("lightgbm")
+    with _open_verified(artifact) as f:  # the same text Booster(model_file=...) would read
+        return lightgbm.Booster(model_str=f.read().decode("utf-8"), **kwargs)
+
+
+def _load_catboost(artifact: Path, entry: Dict[str, Any], kwargs: Dict[str, Any]) -> Any:
+    catboost = import_module("catboost")
+    cls = getattr(catboost, _CATBOOST_CLASSES.get(entry.get("details", {}).get("model_class", ""), "CatBoost"))
+    model = cls()
+    with _open_verified(artifact) as f:
+        return model.load_model(blob=f.read(), **kwargs)
+
+
+def _xgboost_input(example: Any, entry: Dict[str, Any]) -> Any:
+    """A Booster predicts on a DMatrix: named (and typed) as the model records, unless a frame names them."""
+    schema = entry.get("details", {}).get("input_schema", {})
+    named = hasattr(example, "columns")
+    return import_module("xgboost").DMatrix(
+        example,
+        feature_names=None if named else schema.get("features"),
+        feature_types=None if named else schema.get("feature_types"),
+        enable_categorical=True,
+    )
+
+
 def _load_raw(artifact: Path, entry: Dict[str, Any], kwargs: Dict[str, Any]) -> Any:
     if kwargs:
         raise TypeError(f"model {entry['name']!r} is a raw artifact: load() returns its path and takes no options")
@@ -482,7 +519,7 @@ def _run_check(model: Any, entry: Dict[str, Any], base: Path) -> Dict[str, Any]:
         fn = getattr(model, method, None)
         if fn is None:
             raise CheckError(f"model {name!r} ({type(model).__name__}) has no method {method!r} for the check")
-        output = fn(example)
+        output = fn(_xgboost_input(example, entry) if fmt == "xgboost" else example)
     got = _as_array(output)
     result: Dict[str, Any] = {"name": name, "method": method, "shape": list(got.shape), "compared": False}
     if "expected" not in spec:
@@ -522,6 +559,9 @@ _LOADERS: Dict[str, Callable[[Path, Dict[str, Any], Dict[str, Any]], Any]] = {
     "skops": _load_skops,
     "onnx": _load_onnx,
     "raw": _load_raw,
+    "xgboost": _load_xgboost,
+    "lightgbm": _load_lightgbm,
+    "catboost": _load_catboost,
 }
 
 
