@@ -186,6 +186,9 @@ def analyse(pack: PackConfig, *, hash_files: bool = True) -> list[PackedModel]:
         label = f"{m.path} (models.{m.name})"
         fmt = detect(m.source, m.format, label, key)
         inspection = fmt.inspect(m.source, label)
+        review = getattr(fmt, "review", None)  # formats with their own exact policy (torch family, transformers)
+        if review is not None:
+            review(inspection, m, pack, label, key)
         if inspection.globals is not None:
             findings = check_globals(inspection.globals, pack.package, (*pack.allow_globals, *m.allow_globals))
             if findings:

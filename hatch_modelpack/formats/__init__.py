@@ -34,6 +34,7 @@ class Format:
 
     name: ClassVar[str]
     directory: ClassVar[bool] = False
+    directory_too: ClassVar[bool] = False  # a file format that also takes a directory (sharded safetensors)
     suffixes: ClassVar[tuple[str, ...]] = ()
 
     def sniff(self, path: Path, head: bytes) -> bool:
@@ -53,10 +54,16 @@ def _registry() -> dict[str, Format]:
     from hatch_modelpack.formats.raw import RawFormat
     from hatch_modelpack.formats.savedmodel import SavedModelFormat
     from hatch_modelpack.formats.skops import SkopsFormat
+    from hatch_modelpack.formats.torch import TorchFormat
+    from hatch_modelpack.formats.torchscript import TorchScriptFormat
+    from hatch_modelpack.formats.pt2 import Pt2Format
+    from hatch_modelpack.formats.safetensors import SafetensorsFormat
+    from hatch_modelpack.formats.transformers import TransformersFormat
 
     # Order matters for inference: the first format whose suffix matches is checked against the bytes.
     # ``raw`` is never inferred; it is used only when declared.
     formats = (JoblibFormat(), PickleFormat(), KerasFormat(), SavedModelFormat(), SkopsFormat(), OnnxFormat(), RawFormat())
+    formats += (TorchFormat(), TorchScriptFormat(), Pt2Format(), SafetensorsFormat(), TransformersFormat())  # issue 12
     return {f.name: f for f in formats}
 
 
@@ -90,10 +97,10 @@ def detect(path: Path, declared: str | None, label: str, key: str) -> Format:
             raise ArtifactError(f"{label}: is a Git LFS pointer file, not the artifact itself. Run `git lfs pull` (and `git lfs install` once) to fetch the real file, then build again.")
         return FORMATS[RAW]
     if path.is_dir():
-        if declared is not None and not FORMATS[declared].directory:
+        if declared is not None and not (FORMATS[declared].directory or FORMATS[declared].directory_too):
             raise ArtifactError(f"{label}: is a directory, but `{key}.format` says {declared!r}, which is a single file. Point `{key}.path` at the file, or declare the directory's format.")
         for fmt in FORMATS.values():
-            if fmt.directory and (declared in (None, fmt.name)) and fmt.sniff(path, b""):
+            if (fmt.directory or fmt.directory_too) and (declared in (None, fmt.name)) and fmt.sniff(path, b""):
                 return fmt
         if declared == "savedmodel" or (path / "variables").is_dir():
             raise ArtifactError(f"{label}: is declared (or looks like) a TensorFlow SavedModel but holds no saved_model.pb. Export the model again with model.export(dir) or tf.saved_model.save(model, dir), and point `{key}.path` at that directory.")
@@ -111,9 +118,11 @@ def detect(path: Path, declared: str | None, label: str, key: str) -> Format:
             raise ArtifactError(f"{label}: is declared as {declared!r} in `{key}.format`, but its bytes are {_describe_bytes(path, head)}. Check that the file is the model you meant (not truncated or overwritten), or fix `{key}.format`.")
         return fmt
     suffix = path.suffix.lower()
-    for fmt in FORMATS.values():
-        if suffix in fmt.suffixes:
-            if not fmt.sniff(path, head):
-                raise ArtifactError(f"{label}: has the {suffix} suffix of the {fmt.name} format, but its bytes are {_describe_bytes(path, head)}. Check that the file is the model you meant (not truncated, overwritten or garbage), or set `{key}.format`.")
+    candidates = [fmt for fmt in FORMATS.values() if suffix in fmt.suffixes]
+    for fmt in candidates:  # a suffix may belong to several formats (.pt: torch or torchscript): the bytes decide
+        if fmt.sniff(path, head):
             return fmt
+    if candidates:
+        fmt = candidates[0]
+        raise ArtifactError(f"{label}: has the {suffix} suffix of the {fmt.name} format, but its bytes are {_describe_bytes(path, head)}. Check that the file is the model you meant (not truncated, overwritten or garbage), or set `{key}.format`.")
     raise ArtifactError(f"{label}: the format cannot be inferred from the suffix {suffix or '(none)'!r}. Set `{key}.format` to one of: {', '.join(FORMATS)}.")
