@@ -51,18 +51,18 @@ def _registry() -> dict[str, Format]:
     from hatch_modelpack.formats.keras import KerasFormat
     from hatch_modelpack.formats.onnx import OnnxFormat
     from hatch_modelpack.formats.pickle import PickleFormat
+    from hatch_modelpack.formats.pt2 import Pt2Format
     from hatch_modelpack.formats.raw import RawFormat
+    from hatch_modelpack.formats.safetensors import SafetensorsFormat
     from hatch_modelpack.formats.savedmodel import SavedModelFormat
     from hatch_modelpack.formats.skops import SkopsFormat
     from hatch_modelpack.formats.torch import TorchFormat
     from hatch_modelpack.formats.torchscript import TorchScriptFormat
-    from hatch_modelpack.formats.pt2 import Pt2Format
-    from hatch_modelpack.formats.safetensors import SafetensorsFormat
     from hatch_modelpack.formats.transformers import TransformersFormat
 
     # Order matters for inference: the first format whose suffix matches is checked against the bytes.
     # ``raw`` is never inferred; it is used only when declared.
-    formats = (JoblibFormat(), PickleFormat(), KerasFormat(), SavedModelFormat(), SkopsFormat(), OnnxFormat(), RawFormat())
+    formats: tuple[Format, ...] = (JoblibFormat(), PickleFormat(), KerasFormat(), SavedModelFormat(), SkopsFormat(), OnnxFormat(), RawFormat())
     formats += (TorchFormat(), TorchScriptFormat(), Pt2Format(), SafetensorsFormat(), TransformersFormat())  # issue 12
     return {f.name: f for f in formats}
 

@@ -31,8 +31,10 @@ ZIP_MAGIC = b"PK\x03\x04"
 MAX_PICKLE = 256 << 20
 MAX_JSON = 64 << 20
 MAX_TENSORS_LISTED = 4096
-#: torch.save's zip format (and weights_only loading of it) needs at least this PyTorch.
-ZIP_FORMAT_FLOOR = "1.6"
+#: torch.save's zip format needs PyTorch 1.6; torch.load(weights_only=True), which load() uses, 1.13.
+ZIP_FORMAT_FLOOR = "1.13"
+#: torch.serialization.safe_globals, for the classes allow-globals admits.
+SAFE_GLOBALS_FLOOR = "2.5"
 
 _ADMITTED: dict[str, str] = {
     "_codecs": "encode",
@@ -61,7 +63,11 @@ STORAGES: dict[str, tuple[str, int]] = {
     "QUInt8Storage": ("quint8", 1), "QInt32Storage": ("qint32", 4), "QUInt4x2Storage": ("quint4x2", 1),
     "QUInt2x4Storage": ("quint2x4", 1), "UntypedStorage": ("uint8", 1),
 }  # fmt: skip
-_REBUILD_TENSOR = {("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_tensor_v3"), ("torch._utils", "_rebuild_tensor")}
+_REBUILD_TENSOR = {
+    ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_tensor_v3"),
+    ("torch._utils", "_rebuild_tensor"),
+}
 _REBUILD_PARAMETER = {("torch._utils", "_rebuild_parameter"), ("torch._utils", "_rebuild_parameter_with_state")}
 
 
@@ -94,16 +100,20 @@ def read_archive(path: Path | bytes, label: str, fix: str) -> Archive:
     for info in infos:
         head, sep, rest = info.filename.partition("/")
         if head != prefix or not sep:
-            raise ArtifactError(f"{label}: holds {info.filename!r} outside its archive folder {prefix!r}; PyTorch writes every record under one folder. {fix}")
+            raise ArtifactError(
+                f"{label}: holds {info.filename!r} outside its archive folder {prefix!r}; PyTorch writes every record under one folder. {fix}"
+            )
         if rest in records:
-            raise ArtifactError(f"{label}: holds the record {info.filename!r} twice; readers disagree on which one counts, so the file is refused. {fix}")
+            raise ArtifactError(
+                f"{label}: holds the record {info.filename!r} twice; readers disagree on which one counts, so the file is refused. {fix}"
+            )
         if not info.is_dir():
             records[rest] = info
     return Archive(path, prefix, records)
 
 
 def archive_kind(path: Path) -> str | None:
-    """"torch", "torchscript" or "pt2" from the record names of a PyTorch zip; None for anything else."""
+    """ "torch", "torchscript" or "pt2" from the record names of a PyTorch zip; None for anything else."""
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
@@ -127,7 +137,9 @@ def read_record(archive: Archive, name: str, label: str, limit: int, fix: str) -
     if info is None:
         raise ArtifactError(f"{label}: has no {archive.prefix}/{name} record. {fix}")
     if info.file_size > limit:
-        raise ArtifactError(f"{label}: its record {info.filename} is {info.file_size} bytes, over the {limit} bytes a PyTorch file holds there. {fix}")
+        raise ArtifactError(
+            f"{label}: its record {info.filename} is {info.file_size} bytes, over the {limit} bytes a PyTorch file holds there. {fix}"
+        )
     try:
         with archive.open() as zf:
             data = zf.read(info)
@@ -142,7 +154,9 @@ def scan_pickle(data: bytes, what: str, fix: str) -> ScanResult:
     try:
         return scan_bytes(data, "pickle", what, persistent_ids=True)
     except ScanError as exc:
-        raise ScanError(f"{exc}. hatch-modelpack reads PyTorch pickles without unpickling them and refuses what it cannot fully account for. {fix}") from None
+        raise ScanError(
+            f"{exc}. hatch-modelpack reads PyTorch pickles without unpickling them and refuses what it cannot fully account for. {fix}"
+        ) from None
 
 
 @dataclass
@@ -156,7 +170,11 @@ class Tensors:
     nbytes: int = 0
 
     def details(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"tensor_count": self.count, "total_parameters": self.parameters, "total_bytes": self.nbytes}
+        out: dict[str, Any] = {
+            "tensor_count": self.count,
+            "total_parameters": self.parameters,
+            "total_bytes": self.nbytes,
+        }
         if self.count <= MAX_TENSORS_LISTED:
             out["tensors"] = self.tensors
         return out
@@ -165,7 +183,12 @@ class Tensors:
 def _int_tuple(value: Any) -> tuple[int, ...] | None:
     if isinstance(value, tuple) and all(type(v) is int and v >= 0 for v in value):
         return value
-    if isinstance(value, Call) and (value.func.module, value.func.name) == ("torch", "Size") and isinstance(value.args, tuple) and len(value.args) == 1:
+    if (
+        isinstance(value, Call)
+        and (value.func.module, value.func.name) == ("torch", "Size")
+        and isinstance(value.args, tuple)
+        and len(value.args) == 1
+    ):
         return _int_tuple(value.args[0])
     return None
 
@@ -173,18 +196,26 @@ def _int_tuple(value: Any) -> tuple[int, ...] | None:
 def _storage(pid: Any, archive: Archive, label: str, fix: str) -> tuple[str, str, int]:
     """(key, dtype, numel) of a ``('storage', cls, key, location, numel)`` persistent id, checked against the zip."""
     if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage" and isinstance(pid[1], Global)):
-        raise ArtifactError(f"{label}: a pickle refers to the persistent id {pid!r}, which is not a PyTorch storage. {fix}")
+        raise ArtifactError(
+            f"{label}: a pickle refers to the persistent id {pid!r}, which is not a PyTorch storage. {fix}"
+        )
     _, cls, key, location, numel = pid
     if (cls.module, cls.name) not in ADMITTED or cls.name not in STORAGES:
-        raise ArtifactError(f"{label}: a storage has the class {cls}, which torch.load(weights_only=True) does not admit. {fix}")
+        raise ArtifactError(
+            f"{label}: a storage has the class {cls}, which torch.load(weights_only=True) does not admit. {fix}"
+        )
     if not (isinstance(key, str) and isinstance(location, str) and type(numel) is int and numel >= 0):
         raise ArtifactError(f"{label}: a storage reference is malformed ({pid!r}). {fix}")
     dtype, itemsize = STORAGES[cls.name]
     record = archive.records.get(f"data/{key}")
     if record is None:
-        raise ArtifactError(f"{label}: a tensor points at the storage {key!r}, but the archive has no {archive.prefix}/data/{key} record. {fix}")
+        raise ArtifactError(
+            f"{label}: a tensor points at the storage {key!r}, but the archive has no {archive.prefix}/data/{key} record. {fix}"
+        )
     if record.file_size < numel * itemsize:
-        raise ArtifactError(f"{label}: the storage {archive.prefix}/data/{key} holds {record.file_size} bytes, but its tensor needs {numel * itemsize}; the file is truncated or corrupt. {fix}")
+        raise ArtifactError(
+            f"{label}: the storage {archive.prefix}/data/{key} holds {record.file_size} bytes, but its tensor needs {numel * itemsize}; the file is truncated or corrupt. {fix}"
+        )
     return key, dtype, numel
 
 
@@ -204,13 +235,27 @@ def collect_tensors(root: Any, archive: Archive, label: str, fix: str) -> Tensor
             raise ArtifactError(f"{label}: the tensor {name or '(root)'} is not backed by a storage record. {fix}")
         key, dtype, numel = _storage(storage.pid, archive, label, fix)
         shape_t, stride_t = _int_tuple(shape), _int_tuple(stride)
-        if shape_t is None or stride_t is None or len(shape_t) != len(stride_t) or type(offset) is not int or offset < 0:
-            raise ArtifactError(f"{label}: the tensor {name or '(root)'} has a malformed shape, stride or offset. {fix}")
+        if (
+            shape_t is None
+            or stride_t is None
+            or len(shape_t) != len(stride_t)
+            or type(offset) is not int
+            or offset < 0
+        ):
+            raise ArtifactError(
+                f"{label}: the tensor {name or '(root)'} has a malformed shape, stride or offset. {fix}"
+            )
         elements = prod(shape_t)
         if func == ("torch._utils", "_rebuild_tensor_v3") and len(call.args) > 6 and isinstance(call.args[6], Global):
             dtype = call.args[6].name  # new dtypes (float8, uint16...) live in untyped storages
-        if func != ("torch._utils", "_rebuild_tensor_v3") and elements and offset + sum((d - 1) * s for d, s in zip(shape_t, stride_t, strict=True)) >= numel:
-            raise ArtifactError(f"{label}: the tensor {name or '(root)'} reaches past the end of its storage {key!r}. {fix}")
+        if (
+            func != ("torch._utils", "_rebuild_tensor_v3")
+            and elements
+            and offset + sum((d - 1) * s for d, s in zip(shape_t, stride_t, strict=True)) >= numel
+        ):
+            raise ArtifactError(
+                f"{label}: the tensor {name or '(root)'} reaches past the end of its storage {key!r}. {fix}"
+            )
         out.count += 1
         out.parameters += elements
         out.storages[key] = (dtype, numel)
@@ -265,7 +310,15 @@ def _in_package(g: Global, package: str) -> bool:
     return g.module == package or g.module.startswith(package + ".")
 
 
-def review_globals(globals_: set[Global], package: str, allow: tuple[str, ...], label: str, key: str, extra: frozenset[tuple[str, str]] = frozenset(), extra_prefixes: tuple[str, ...] = ()) -> list[list[str]]:
+def review_globals(
+    globals_: set[Global],
+    package: str,
+    allow: tuple[str, ...],
+    label: str,
+    key: str,
+    extra: frozenset[tuple[str, str]] = frozenset(),
+    extra_prefixes: tuple[str, ...] = (),
+) -> list[list[str]]:
     """Refuse every global outside the exact allowlist; return the (module, name) pairs the loader must admit.
 
     Additions are the package's own classes and ``allow-globals`` entries, and even those never admit
@@ -277,12 +330,18 @@ def review_globals(globals_: set[Global], package: str, allow: tuple[str, ...], 
     refused: list[str] = []
     for g in sorted(globals_, key=str):
         pair = (g.module, g.name)
-        if pair in ADMITTED or pair in extra or any(g.module == p or g.module.startswith(p + ".") for p in extra_prefixes):
+        if (
+            pair in ADMITTED
+            or pair in extra
+            or any(g.module == p or g.module.startswith(p + ".") for p in extra_prefixes)
+        ):
             continue
+        finding = check_global(g, package, allow)
+        if finding is not None and not finding.overridable:
+            raise UnsafePickleError(
+                f"{label}: its pickle needs {finding.name}, which {finding.reason}; no setting admits it, and torch.load(weights_only=True) refuses it too. Do not ship this file: save plain tensors (the model's state_dict()) and build again."
+            )
         if _in_package(g, package) or _allowed_by_user(g, allow):
-            finding = check_global(g, package, allow)
-            if finding is not None and not finding.overridable:
-                raise UnsafePickleError(f"{label}: its pickle needs {finding.name}, which {finding.reason}; no setting admits it. Save the model's state_dict (tensors only) and build again.")
             admitted.append([g.module, g.name])
             continue
         refused.append(str(g))

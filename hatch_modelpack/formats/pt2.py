@@ -70,7 +70,9 @@ class Pt2Format(Format):
         for record in ("archive_format", "archive_version", ".data/version", "byteorder"):
             info = archive.records.get(record)
             if info is not None and info.file_size <= 64:
-                details[record.replace(".data/", "data_")] = read_record(archive, record, label, 64, FIX).decode("ascii", "replace").strip()
+                details[record.replace(".data/", "data_")] = (
+                    read_record(archive, record, label, 64, FIX).decode("ascii", "replace").strip()
+                )
         models = sorted(r for r in archive.records if r.startswith("models/") and r.endswith(".json"))
         if not models:
             raise ArtifactError(f"{label}: has no models/*.json, so it holds no exported program. {FIX}")
@@ -87,12 +89,20 @@ class Pt2Format(Format):
             for k in ("schema_version", "opset_version"):
                 if isinstance(program.get(k), dict):
                     entry[k] = program[k]
-            signature = (program.get("graph_module") or {}).get("signature") if isinstance(program.get("graph_module"), dict) else None
+            signature = (
+                (program.get("graph_module") or {}).get("signature")
+                if isinstance(program.get("graph_module"), dict)
+                else None
+            )
             if isinstance(signature, dict):
                 entry["inputs"] = _names(signature.get("input_specs"), "user_input")
                 entry["outputs"] = _names(signature.get("output_specs"), "user_output")
-                entry["parameters"] = len([s for s in signature.get("input_specs") or [] if isinstance(s, dict) and "parameter" in s])
-                entry["buffers"] = len([s for s in signature.get("input_specs") or [] if isinstance(s, dict) and "buffer" in s])
+                entry["parameters"] = len(
+                    [s for s in signature.get("input_specs") or [] if isinstance(s, dict) and "parameter" in s]
+                )
+                entry["buffers"] = len(
+                    [s for s in signature.get("input_specs") or [] if isinstance(s, dict) and "buffer" in s]
+                )
             programs[record[len("models/") : -len(".json")]] = entry
         details["programs"] = programs
         weights_config = "data/weights/model_weights_config.json"
@@ -108,21 +118,32 @@ class Pt2Format(Format):
                     numel *= s if isinstance(s, int) else 0
                 total += numel
                 if len(tensors) < MAX_TENSORS_LISTED:
-                    tensors[name] = {"dtype": SCALAR_TYPES.get(meta.get("dtype"), f"scalar_type{meta.get('dtype')}"), "shape": sizes, "numel": numel}
+                    tensors[name] = {
+                        "dtype": SCALAR_TYPES.get(meta.get("dtype", 0), f"scalar_type{meta.get('dtype')}"),
+                        "shape": sizes,
+                        "numel": numel,
+                    }
             details.update({"tensor_count": len(tensors), "total_parameters": total, "tensors": tensors})
         globals_: set[Global] = set()
         nested = 0
         for record, info in sorted(archive.records.items()):
-            if info.file_size < 4 or not (record.endswith(".pkl") or record.startswith(("data/sample_inputs/", "data/weights/", "data/constants/"))):
+            if info.file_size < 4 or not (
+                record.endswith(".pkl")
+                or record.startswith(("data/sample_inputs/", "data/weights/", "data/constants/"))
+            ):
                 continue
             with archive.open() as zf, zf.open(info) as f:
                 head = f.read(4)
             if record.endswith(".pkl"):
-                globals_ |= scan_pickle(read_record(archive, record, label, MAX_PICKLE, FIX), f"{label} ({archive.prefix}/{record})", FIX).globals
+                globals_ |= scan_pickle(
+                    read_record(archive, record, label, MAX_PICKLE, FIX), f"{label} ({archive.prefix}/{record})", FIX
+                ).globals
             elif head == ZIP_MAGIC:  # a torch.save zip inside the archive: sample inputs, pickled weights
                 inner_label = f"{label} ({archive.prefix}/{record})"
                 inner = read_archive(read_record(archive, record, label, MAX_PICKLE, FIX), inner_label, FIX)
-                globals_ |= scan_pickle(read_record(inner, "data.pkl", inner_label, MAX_PICKLE, FIX), inner_label, FIX).globals
+                globals_ |= scan_pickle(
+                    read_record(inner, "data.pkl", inner_label, MAX_PICKLE, FIX), inner_label, FIX
+                ).globals
                 nested += 1
         details["nested_pickles"] = nested
         details["globals"] = sorted(str(g) for g in globals_)
@@ -134,5 +155,7 @@ class Pt2Format(Format):
         return Inspection(requires=["torch"], frameworks=frameworks, details=details, globals=globals_)
 
     def review(self, inspection: Inspection, model: Any, pack: Any, label: str, key: str) -> None:
-        review_globals(inspection.globals or set(), pack.package, (*pack.allow_globals, *model.allow_globals), label, key)
+        review_globals(
+            inspection.globals or set(), pack.package, (*pack.allow_globals, *model.allow_globals), label, key
+        )
         inspection.globals = None

@@ -86,14 +86,21 @@ def parse_header(head: bytes, file_size: int) -> dict[str, Any]:
             raise SafetensorsError(f"tensor {name!r} has the unknown dtype {dtype!r}")
         if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
             raise SafetensorsError(f"tensor {name!r} has a malformed shape {shape!r}")
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int and o >= 0 for o in offsets)) or offsets[0] > offsets[1]:
+        if (
+            not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int and o >= 0 for o in offsets))
+            or offsets[0] > offsets[1]
+        ):
             raise SafetensorsError(f"tensor {name!r} has malformed data_offsets {offsets!r}")
         numel = prod(shape)
         bits = numel * DTYPES[dtype][1]
         if bits % 8 or bits // 8 != offsets[1] - offsets[0]:
-            raise SafetensorsError(f"tensor {name!r} ({dtype} {shape}) needs {bits / 8:g} bytes but data_offsets span {offsets[1] - offsets[0]}")
+            raise SafetensorsError(
+                f"tensor {name!r} ({dtype} {shape}) needs {bits / 8:g} bytes but data_offsets span {offsets[1] - offsets[0]}"
+            )
         if offsets[1] > data_size:
-            raise SafetensorsError(f"tensor {name!r} ends at byte {offsets[1]} of the data, past its end ({data_size} bytes)")
+            raise SafetensorsError(
+                f"tensor {name!r} ends at byte {offsets[1]} of the data, past its end ({data_size} bytes)"
+            )
         spans.append((offsets[0], offsets[1], name))
         parameters += numel
         if len(tensors) < MAX_TENSORS_LISTED:
@@ -156,7 +163,9 @@ def read_sharded(directory: Path, label: str) -> dict[str, Any]:
         want = {k for k, v in weight_map.items() if v == shard}
         if "tensors" in info and have != want:
             diff = sorted(have ^ want)[:5]
-            raise ArtifactError(f"{label}: the shard {shard} and {INDEX} disagree about its tensors ({', '.join(diff)}). {fix}")
+            raise ArtifactError(
+                f"{label}: the shard {shard} and {INDEX} disagree about its tensors ({', '.join(diff)}). {fix}"
+            )
     tensors: dict[str, Any] = {}
     for info in shards.values():
         tensors.update(info.get("tensors", {}))

@@ -18,6 +18,7 @@ from hatch_modelpack.formats import Format, Inspection
 from hatch_modelpack.formats._torch_archive import (
     LEGACY_MAGIC,
     MAX_PICKLE,
+    SAFE_GLOBALS_FLOOR,
     ZIP_FORMAT_FLOOR,
     ZIP_MAGIC,
     archive_kind,
@@ -28,9 +29,13 @@ from hatch_modelpack.formats._torch_archive import (
     scan_pickle,
     whole_module,
 )
+from hatch_modelpack.scanning import Call
 
 FIX = "Save it again with torch.save(model.state_dict(), path) (the default zip format) and check the file is complete."
-NOTE = f"torch.save files record no PyTorch version; torch>={ZIP_FORMAT_FLOOR} is the floor their zip format needs"
+NOTE = (
+    f"torch.save files record no PyTorch version (only their zip format version); torch>={ZIP_FORMAT_FLOOR} is the "
+    "floor the zip format and torch.load(weights_only=True) need"
+)
 
 
 def inspect_torch_zip(path: Path, label: str, fix: str = FIX) -> Inspection:
@@ -47,6 +52,8 @@ def inspect_torch_zip(path: Path, label: str, fix: str = FIX) -> Inspection:
     pickle = read_record(archive, "data.pkl", label, MAX_PICKLE, fix)
     result = scan_pickle(pickle, f"{label} ({archive.prefix}/data.pkl)", fix)
     module = whole_module(result.globals)
+    if module is not None and isinstance(result.root, Call):
+        module = f"{result.root.func}, with {module}"
     if module is not None:
         raise ArtifactError(
             f"{label}: is a whole pickled model or optimizer (it needs the class {module}), which "
@@ -58,7 +65,9 @@ def inspect_torch_zip(path: Path, label: str, fix: str = FIX) -> Inspection:
     details: dict[str, Any] = {"archive": archive.prefix, "protocol": result.protocol}
     for record in ("version", ".format_version", "byteorder"):
         if record in archive.records and archive.records[record].file_size <= 64:
-            details[record.lstrip(".")] = read_record(archive, record, label, 64, fix).decode("ascii", "replace").strip()
+            details[record.lstrip(".")] = (
+                read_record(archive, record, label, 64, fix).decode("ascii", "replace").strip()
+            )
     details.update(tensors.details())
     details["requirement_note"] = NOTE
     details["globals"] = sorted(str(g) for g in result.globals)
@@ -73,6 +82,7 @@ def review_torch(inspection: Inspection, package: str, allow: tuple[str, ...], l
     inspection.globals = None
     if admitted:
         inspection.details["safe_globals"] = admitted
+        inspection.requires = [f"torch>={SAFE_GLOBALS_FLOOR}"]
 
 
 class TorchFormat(Format):

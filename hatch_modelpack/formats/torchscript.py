@@ -31,7 +31,15 @@ FIX = "Save it again with torch.jit.save(torch.jit.script(model), path) and chec
 #: What TorchScript's unpickler resolves besides the weights_only set (torch/jit/_pickle.py).
 JIT_GLOBALS = frozenset(
     ("torch.jit._pickle", n)
-    for n in ("build_intlist", "build_tensorlist", "build_doublelist", "build_boollist", "build_complexlist", "build_tensor_from_id", "restore_type_tag")
+    for n in (
+        "build_intlist",
+        "build_tensorlist",
+        "build_doublelist",
+        "build_boollist",
+        "build_complexlist",
+        "build_tensor_from_id",
+        "restore_type_tag",
+    )
 )
 MAX_CODE = 16 << 20
 
@@ -49,7 +57,9 @@ class TorchScriptFormat(Format):
         details: dict[str, Any] = {"archive": archive.prefix}
         root: Any = None
         for record in ("data.pkl", "constants.pkl"):
-            result = scan_pickle(read_record(archive, record, label, MAX_PICKLE, FIX), f"{label} ({archive.prefix}/{record})", FIX)
+            result = scan_pickle(
+                read_record(archive, record, label, MAX_PICKLE, FIX), f"{label} ({archive.prefix}/{record})", FIX
+            )
             globals_ |= result.globals
             if record == "data.pkl":
                 root = result.root
@@ -57,7 +67,9 @@ class TorchScriptFormat(Format):
         for record in ("version", ".data/version", "byteorder"):
             info = archive.records.get(record)
             if info is not None and info.file_size <= 64:
-                details[record.replace(".data/", "data_")] = read_record(archive, record, label, 64, FIX).decode("ascii", "replace").strip()
+                details[record.replace(".data/", "data_")] = (
+                    read_record(archive, record, label, 64, FIX).decode("ascii", "replace").strip()
+                )
         if isinstance(root, Call) and root.func.module.startswith("__torch__"):
             details["class"] = str(root.func)
             code_file = "code/" + root.func.module.replace(".", "/") + ".py"
@@ -70,12 +82,20 @@ class TorchScriptFormat(Format):
             details["extra_files"] = extra
         details["requirement_note"] = (
             f"TorchScript archives record their file format version, not the PyTorch that wrote them; "
-            f"torch>={ZIP_FORMAT_FLOOR} is the floor their zip format needs"
+            f"torch>={ZIP_FORMAT_FLOOR} is the floor assumed"
         )
         details["globals"] = sorted(str(g) for g in globals_)
         return Inspection(requires=[f"torch>={ZIP_FORMAT_FLOOR}"], details=details, globals=globals_)
 
     def review(self, inspection: Inspection, model: Any, pack: Any, label: str, key: str) -> None:
         allow = (*pack.allow_globals, *model.allow_globals)
-        review_globals(inspection.globals or set(), pack.package, allow, label, key, extra=JIT_GLOBALS, extra_prefixes=("__torch__",))
+        review_globals(
+            inspection.globals or set(),
+            pack.package,
+            allow,
+            label,
+            key,
+            extra=JIT_GLOBALS,
+            extra_prefixes=("__torch__",),
+        )
         inspection.globals = None

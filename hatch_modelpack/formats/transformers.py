@@ -64,7 +64,9 @@ class TransformersFormat(Format):
     def inspect(self, path: Path, label: str) -> Inspection:
         config = _json(path / "config.json", label)
         if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
-            raise ArtifactError(f"{label}: config.json has no model_type, so it is not a transformers model directory. {FIX}")
+            raise ArtifactError(
+                f"{label}: config.json has no model_type, so it is not a transformers model directory. {FIX}"
+            )
         architectures = config.get("architectures") or []
         if not (isinstance(architectures, list) and all(isinstance(a, str) for a in architectures)):
             raise ArtifactError(f"{label}: config.json's architectures is not a list of class names. {FIX}")
@@ -103,10 +105,16 @@ class TransformersFormat(Format):
             globals_ = scanned.globals
             weights.append("pytorch_model.bin")
         elif (path / "pytorch_model.bin.index.json").is_file():
-            raise ArtifactError(f"{label}: holds sharded pytorch_model-*.bin weights, which hatch-modelpack does not scan. Save with model.save_pretrained(dir, safe_serialization=True) (safetensors, the default) and build again.")
+            raise ArtifactError(
+                f"{label}: holds sharded pytorch_model-*.bin weights, which hatch-modelpack does not scan. Save with model.save_pretrained(dir, safe_serialization=True) (safetensors, the default) and build again."
+            )
         else:
-            found = sorted(p.name for p in path.iterdir() if p.suffix in (".h5", ".msgpack", ".bin", ".safetensors", ".pt"))
-            raise ArtifactError(f"{label}: holds no model.safetensors (or pytorch_model.bin) weights{' (found: ' + ', '.join(found) + ')' if found else ''}. {FIX}")
+            found = sorted(
+                p.name for p in path.iterdir() if p.suffix in (".h5", ".msgpack", ".bin", ".safetensors", ".pt")
+            )
+            raise ArtifactError(
+                f"{label}: holds no model.safetensors (or pytorch_model.bin) weights{' (found: ' + ', '.join(found) + ')' if found else ''}. {FIX}"
+            )
         if weights[0] != "pytorch_model.bin":
             requires.append("safetensors")
         details["weights_files"] = weights
@@ -119,7 +127,9 @@ class TransformersFormat(Format):
             what = ", ".join([*(f"auto_map {k} -> {v}" for k, v in remote["auto_map"].items()), *remote["files"]][:6])
             hub = [v for v in remote["auto_map"].values() if "--" in str(v)]
             if hub:
-                raise ArtifactError(f"{label}: config's auto_map points at code in another Hub repository ({', '.join(map(str, hub))}), which an offline load cannot fetch. Copy that code into the directory, point auto_map at it, and set trust-remote-code = true in [{key}].")
+                raise ArtifactError(
+                    f"{label}: config's auto_map points at code in another Hub repository ({', '.join(map(str, hub))}), which an offline load cannot fetch. Copy that code into the directory, point auto_map at it, and set trust-remote-code = true in [{key}]."
+                )
             if not getattr(model, "trust_remote_code", False):
                 raise ArtifactError(
                     f"{label}: needs custom code to load ({what}), and from_pretrained would run it. If this code is yours and "
