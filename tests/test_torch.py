@@ -711,7 +711,9 @@ def test_every_torch_family_format_builds_installs_and_matches_the_original(
     p.build(build_env)
     wheel = p.wheel()
     names = set(wheel_names(wheel))
-    assert "tm_torch/_models/bert/bert/model.safetensors" in names and "tm_torch/_models/bert/bert/tokenizer.json" in names
+    assert (
+        "tm_torch/_models/bert/bert/model.safetensors" in names and "tm_torch/_models/bert/bert/tokenizer.json" in names
+    )
     torch_version = torch_models["torch"].split("+", 1)[0]
     major = int(torch_models["transformers"].split(".")[0])
     minor = int(torch_version.split(".")[1])

@@ -306,6 +306,11 @@ def whole_module(globals_: set[Global]) -> str | None:
     return None
 
 
+def _allowed(g: Global, allow: tuple[str, ...]) -> bool:
+    """``allow-globals`` entries: "module.Name" exactly, or "module.*" for the module's top-level names."""
+    return str(g) in allow or ("." not in g.name and any(p.endswith(".*") and g.module == p[:-2] for p in allow))
+
+
 def _in_package(g: Global, package: str) -> bool:
     return g.module == package or g.module.startswith(package + ".")
 
@@ -324,7 +329,7 @@ def review_globals(
     Additions are the package's own classes and ``allow-globals`` entries, and even those never admit
     what the general policy always refuses (os, builtins.eval, ...).
     """
-    from hatch_modelpack.safety import _allowed_by_user, check_global
+    from hatch_modelpack.safety import check_global  # only for what no setting may admit (os.system, eval...)
 
     admitted: list[list[str]] = []
     refused: list[str] = []
@@ -341,7 +346,7 @@ def review_globals(
             raise UnsafePickleError(
                 f"{label}: its pickle needs {finding.name}, which {finding.reason}; no setting admits it, and torch.load(weights_only=True) refuses it too. Do not ship this file: save plain tensors (the model's state_dict()) and build again."
             )
-        if _in_package(g, package) or _allowed_by_user(g, allow):
+        if _in_package(g, package) or _allowed(g, allow):
             admitted.append([g.module, g.name])
             continue
         refused.append(str(g))
