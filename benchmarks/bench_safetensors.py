@@ -30,21 +30,21 @@ def write_safetensors(path: Path, mb: int) -> None:
     import numpy as np
 
     rng = np.random.default_rng(0)
-    chunk = 1 << 24  # float32 elements per tensor (64 MiB)
-    n_tensors = max(1, (mb << 20) // (chunk * 4))
+    total = mb * 1_000_000 // 4  # float32 elements, in tensors of at most 16 Mi elements (64 MiB)
+    sizes = [1 << 24] * (total >> 24) + ([total % (1 << 24)] if total % (1 << 24) else [])
     header, offset = {}, 0
-    for i in range(n_tensors):
-        header[f"layer{i}.weight"] = {"dtype": "F32", "shape": [chunk], "data_offsets": [offset, offset + chunk * 4]}
-        offset += chunk * 4
+    for i, n in enumerate(sizes):
+        header[f"layer{i}.weight"] = {"dtype": "F32", "shape": [n], "data_offsets": [offset, offset + n * 4]}
+        offset += n * 4
     text = json.dumps(header).encode()
     text += b" " * (-len(text) % 8)
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(text)) + text)
-        for _ in range(n_tensors):
-            f.write(rng.standard_normal(chunk, dtype=np.float32).tobytes())
+        for n in sizes:
+            f.write(rng.standard_normal(n, dtype=np.float32).tobytes())
 
 
-def project(root: Path, name: str, artifact: Path, hook: bool) -> Path:
+def project(root: Path, name: str, artifact: Path, hook: bool, store: bool = False) -> Path:
     root.mkdir(parents=True)
     (root / "artifacts").mkdir()
     shutil.copy(artifact, root / "artifacts" / artifact.name)
@@ -52,6 +52,8 @@ def project(root: Path, name: str, artifact: Path, hook: bool) -> Path:
     meta = f'[project]\nname = "{name}"\nversion = "1.0"\n'
     if hook:
         body = f'[tool.hatch.build.hooks.modelpack.models]\nweights = "artifacts/{artifact.name}"\n'
+        if store:  # float noise deflates ~7%, so "auto" deflates it; "store" skips deflate
+            body = '[tool.hatch.build.hooks.modelpack]\ncompression = "store"\n' + body
     else:
         pkg = name.replace("-", "_")
         (root / pkg).mkdir()
