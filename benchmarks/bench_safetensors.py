@@ -2,8 +2,8 @@
 
     python benchmarks/bench_safetensors.py [--mb 500] [--repeats 3] [--python VENV_PYTHON]
 
-Builds the same ~500 MB ``.safetensors`` file (seeded float32 noise) into a wheel twice, interleaved:
-with the hook (``python -m build --wheel --no-isolation`` on a project with
+Builds the same 500 MB ``.safetensors`` file (seeded float32 noise) into a wheel three ways, interleaved:
+with the hook (default ``compression = "auto"``, and ``"store"``) (``python -m build --wheel --no-isolation`` on a project with
 ``[tool.hatch.build.hooks.modelpack.models]``) and with plain hatchling (``force-include`` of the same
 file). Then, in a venv holding safetensors and numpy (``--python``, or a new ``python -m venv`` with
 ``pip install safetensors numpy``), it installs the hook's wheel with ``--no-deps`` and times
@@ -84,9 +84,10 @@ def main() -> None:
         size = artifact.stat().st_size
         roots = {
             "hook": project(work / "hook", "st-hook", artifact, True),
-            "plain": project(work / "plain", "st-plain", artifact, False),
+            "hook (compression = store)": project(work / "store", "st-store", artifact, True, store=True),
+            "plain hatchling": project(work / "plain", "st-plain", artifact, False),
         }
-        times: dict[str, list[float]] = {"hook": [], "plain": []}
+        times: dict[str, list[float]] = {k: [] for k in roots}
         for _ in range(args.repeats):
             for kind, root in roots.items():
                 shutil.rmtree(root / "dist", ignore_errors=True)
@@ -113,7 +114,7 @@ def main() -> None:
         subprocess.run([py, "-m", "pip", "uninstall", "-q", "-y", "st-hook"], check=True)
         print(f"safetensors file: {size / 1e6:.0f} MB, {args.repeats} interleaved repeats, medians")
         for k, v in times.items():
-            print(f"  build {k:<6} {statistics.median(v):6.2f} s   wheel {wheels[k].stat().st_size / 1e6:.0f} MB")
+            print(f"  build {k:<28} {statistics.median(v):6.2f} s   wheel {wheels[k].stat().st_size / 1e6:.0f} MB")
         for k, v in loads.items():
             print(f"  load  {k:<28} {statistics.median(v):6.2f} s")
 
