@@ -44,7 +44,7 @@ DEFAULT_PINS: dict[str, str] = {
     "scikit-learn": "exact",  # "a pickle loads only under the version that wrote it"
     "keras": "major",  # Keras 3 reads .keras files from any 3.x
     "tensorflow": "minimum",  # SavedModels load in the same or a newer TensorFlow
-    "transformers": "major",  # save_pretrained directories load in later 4.x releases
+    "transformers": "major",  # save_pretrained directories load in later releases of the same major
     "torch": "minor",  # exported programs (.pt2) promise no compatibility across PyTorch releases
 }
 
