@@ -177,6 +177,7 @@ def _analyse_model(pack: PackConfig, m: ModelConfig) -> PackedModel:
     label = f"{m.path} (models.{m.name})"
     fmt = detect(m.source, m.format, label, key)
     inspection = fmt.inspect(m.source, label)
+    fmt.review(inspection, m, pack, label, key)
     _refuse_unsafe(pack, m, inspection, label, key)
     requires = _requires(pack, m, inspection)
     sources = tuple(artifact_files(m, pack.root))

@@ -32,7 +32,7 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 #: Keys hatchling itself reads from every build hook's table; they are not ours to validate.
 HATCHLING_KEYS = frozenset({"dependencies", "require-runtime-dependencies", "require-runtime-features", "enable-by-default"})
 TOP_KEYS = frozenset({"package", "models", "pin", "allow-globals", "compression"})
-MODEL_KEYS = frozenset({"path", "format", "default", "requires", "description", "metadata", "pin", "allow-globals", "check", "compression"})
+MODEL_KEYS = frozenset({"path", "format", "default", "requires", "description", "metadata", "pin", "allow-globals", "check", "compression", "trust-remote-code"})
 
 CHECK_KEYS = frozenset({"input", "expected", "tolerance", "method", "timeout"})
 EXAMPLE_SUFFIXES = (".npy", ".csv", ".json")
@@ -87,6 +87,7 @@ class ModelConfig:
     allow_globals: tuple[str, ...]
     check: CheckConfig | None = None  # the opt-in build-time smoke check
     compression: str | None = None  # how the artifact is stored in the wheel; None: the package's setting
+    trust_remote_code: bool = False  # transformers: ship and run the directory's own modelling code
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,14 @@ def _model(ctx: Ctx, name: Any, spec: Any) -> ModelConfig:
         allow_globals=_allow_globals(ctx, f"{key}.allow-globals", spec.get("allow-globals", [])),
         check=_check(ctx, f"{key}.check", spec["check"]) if "check" in spec else None,
         compression=_compression(ctx, f"{key}.compression", spec.get("compression")),
+        trust_remote_code=_flag(ctx, f"{key}.trust-remote-code", spec.get("trust-remote-code", False)),
     )
+
+
+def _flag(ctx: Ctx, key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ctx.error(key, f"must be true or false, not {_type_name(value)}", "Write trust-remote-code = true only for a model whose own code you have reviewed.")
+    return value
 
 
 def _compression(ctx: Ctx, key: str, value: Any) -> str | None:

@@ -32,6 +32,9 @@ MODULE_DISTRIBUTIONS: dict[str, str] = {
     "keras": "keras",
     "tensorflow": "tensorflow",
     "onnxruntime": "onnxruntime",
+    "torch": "torch",
+    "safetensors": "safetensors",
+    "transformers": "transformers",
 }
 
 PIN_POLICIES = ("exact", "minor", "major", "minimum", "none")
@@ -41,6 +44,8 @@ DEFAULT_PINS: dict[str, str] = {
     "scikit-learn": "exact",  # "a pickle loads only under the version that wrote it"
     "keras": "major",  # Keras 3 reads .keras files from any 3.x
     "tensorflow": "minimum",  # SavedModels load in the same or a newer TensorFlow
+    "transformers": "major",  # save_pretrained directories load in later releases of the same major
+    "torch": "minor",  # exported programs (.pt2) promise no compatibility across PyTorch releases
     # Only pickles record these bare (native formats carry their own floors): a pickled wrapper is code.
     "xgboost": "exact",
     "catboost": "exact",

@@ -104,6 +104,8 @@ class Call:
     func: Global
     args: Any
     state: Any = None
+    #: SETITEM(S) on the call's result (an ``OrderedDict`` state dict): pairs, as for SDict.
+    items: list[tuple[Any, Any]] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -124,6 +126,21 @@ class Opaque:
     """A value the scanner does not keep: a large byte string, an array buffer."""
 
     what: str
+
+
+# -- persistent ids (torch.save, torch.jit.save): begin -----------------------------------------
+@dataclass(eq=False)
+class Persistent:
+    """What ``persistent_load(pid)`` returns (a tensor storage for torch); never resolved here.
+
+    Only produced when a scan is asked for with ``persistent_ids=True``: the caller, which knows the
+    archive the pickle lives in, must check every ``pid`` itself.
+    """
+
+    pid: Any
+
+
+# -- persistent ids: end -------------------------------------------------------------------------
 
 
 @dataclass
@@ -356,7 +373,8 @@ def _looks_like_pickle(data: bytes) -> bool:
 class _Machine:
     """Evaluates one pickle (up to its STOP) on symbolic values."""
 
-    def __init__(self, stream: _Stream, result: ScanResult, *, joblib: bool, depth: int = 0) -> None:
+    def __init__(self, stream: _Stream, result: ScanResult, *, joblib: bool, depth: int = 0, persistent_ids: bool = False) -> None:
+        self.persistent_ids = persistent_ids  # persistent ids: push Persistent(pid) instead of failing
         self.s = stream
         self.r = result
         self.what = stream.what
@@ -600,7 +618,7 @@ class _Machine:
                 v = pop()
                 k = pop()
                 target = container(name, (SDict, Call))
-                if isinstance(target, SDict):
+                if isinstance(target, (SDict, Call)):
                     target.items.append((k, v))
                 self._taint_if(target, (k, v))
             elif name == "SETITEMS":
@@ -608,7 +626,7 @@ class _Machine:
                 if len(items) % 2:
                     raise self.fail("SETITEMS with an odd number of items")
                 target = container(name, (SDict, Call))
-                if isinstance(target, SDict):
+                if isinstance(target, (SDict, Call)):
                     target.items.extend(zip(items[::2], items[1::2], strict=True))
                 self._taint_if(target, items)
             elif name == "EMPTY_SET":
@@ -670,6 +688,8 @@ class _Machine:
                 if key not in memo:
                     raise self.fail(f"memo key {key} is read before it is written")
                 stack.append(memo[key])
+            elif name in {"PERSID", "BINPERSID"} and self.persistent_ids:  # persistent ids
+                stack.append(Persistent(pop() if name == "BINPERSID" else arg))
             elif name in {"PERSID", "BINPERSID"}:
                 raise self.fail(
                     "the stream uses persistent IDs, which a plain unpickler cannot resolve and which "
@@ -805,12 +825,12 @@ class _Machine:
 # Entry points
 
 
-def scan_stream(stream: _Stream, kind: str, compression: str | None = None) -> ScanResult:
+def scan_stream(stream: _Stream, kind: str, compression: str | None = None, *, persistent_ids: bool = False) -> ScanResult:
     """Scan an opened stream to its end; shared by :func:`scan_file` and :func:`scan_bytes`."""
     label = stream.what
     result = ScanResult(kind=kind, compression=compression, protocol=0)
     try:
-        result.root = _Machine(stream, result, joblib=kind == "joblib").run()
+        result.root = _Machine(stream, result, joblib=kind == "joblib", persistent_ids=persistent_ids).run()
         trailing = not stream.at_eof()
     except RecursionError:
         raise ScanError(f"{label}: the stream nests too deeply to scan; the scanner fails closed") from None
@@ -841,9 +861,12 @@ def scan_file(path: Path, kind: str, what: str | None = None) -> ScanResult:
             raise ScanError(f"{label}: cannot be read ({exc.strerror or exc})") from None
 
 
-def scan_bytes(data: bytes, kind: str = "pickle", what: str = "<bytes>") -> ScanResult:
-    """Scan an in-memory, uncompressed stream (tests, nested payloads)."""
-    return scan_stream(_Stream(io.BytesIO(data), len(data), what), kind)
+def scan_bytes(data: bytes, kind: str = "pickle", what: str = "<bytes>", *, persistent_ids: bool = False) -> ScanResult:
+    """Scan an in-memory, uncompressed stream (tests, nested payloads, pickles inside torch zips).
+
+    ``persistent_ids=True`` admits PERSID/BINPERSID, leaving a :class:`Persistent` for the caller to check.
+    """
+    return scan_stream(_Stream(io.BytesIO(data), len(data), what), kind, persistent_ids=persistent_ids)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -30,15 +30,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hatch_modelpack import ubjson
-from hatch_modelpack.runtime import loader
 from hatch_modelpack.config import load_config
 from hatch_modelpack.errors import ArtifactError
-from hatch_modelpack.formats.registry import detect
 from hatch_modelpack.formats.boosters import apply_to_inspection
 from hatch_modelpack.formats.catboost import CatBoostFormat, read_model_bytes
 from hatch_modelpack.formats.lightgbm import LightGBMFormat
+from hatch_modelpack.formats.registry import detect
 from hatch_modelpack.formats.xgboost import XGBoostFormat, version_from_raw
 from hatch_modelpack.manifest import analyse, hash_file
+from hatch_modelpack.runtime import loader
 from hatch_modelpack.scanning import Call, Global, Opaque, SDict
 
 # -- a tiny UBJSON encoder, for hand-made documents ---------------------------------------------

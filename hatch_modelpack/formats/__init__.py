@@ -31,6 +31,7 @@ class Format:
 
     name: ClassVar[str]
     directory: ClassVar[bool] = False
+    directory_too: ClassVar[bool] = False  # a file format that also takes a directory (sharded safetensors)
     suffixes: ClassVar[tuple[str, ...]] = ()
 
     def sniff(self, path: Path, head: bytes) -> bool:
@@ -40,3 +41,10 @@ class Format:
     def inspect(self, path: Path, label: str) -> Inspection:
         """Read what loading needs, statically. ``label`` names the artifact in errors."""
         raise NotImplementedError
+
+    def review(self, inspection: Inspection, model: Any, pack: Any, label: str, key: str) -> None:
+        """Apply a format's own exact globals policy (the torch family) before the general one.
+
+        A format that reviews its globals itself clears ``inspection.globals`` afterwards; the default
+        leaves them to the general pickle policy.
+        """

@@ -15,9 +15,14 @@ from hatch_modelpack.formats.keras import KerasFormat
 from hatch_modelpack.formats.lightgbm import LightGBMFormat
 from hatch_modelpack.formats.onnx import OnnxFormat
 from hatch_modelpack.formats.pickle import PickleFormat
+from hatch_modelpack.formats.pt2 import Pt2Format
 from hatch_modelpack.formats.raw import RawFormat
+from hatch_modelpack.formats.safetensors import SafetensorsFormat
 from hatch_modelpack.formats.savedmodel import SavedModelFormat
 from hatch_modelpack.formats.skops import SkopsFormat
+from hatch_modelpack.formats.torch import TorchFormat
+from hatch_modelpack.formats.torchscript import TorchScriptFormat
+from hatch_modelpack.formats.transformers import TransformersFormat
 from hatch_modelpack.formats.xgboost import XGBoostFormat
 
 LFS_POINTER = b"version https://git-lfs.github.com/spec/"
@@ -38,6 +43,11 @@ def _registry() -> dict[str, Format]:
         XGBoostFormat(),
         LightGBMFormat(),
         CatBoostFormat(),
+        TorchFormat(),
+        TorchScriptFormat(),
+        Pt2Format(),
+        SafetensorsFormat(),
+        TransformersFormat(),
     )
     return {f.name: f for f in formats}
 
@@ -74,12 +84,12 @@ def detect(path: Path, declared: str | None, label: str, key: str) -> Format:
             )
         return FORMATS[RAW]
     if path.is_dir():
-        if declared is not None and not FORMATS[declared].directory:
+        if declared is not None and not (FORMATS[declared].directory or FORMATS[declared].directory_too):
             raise ArtifactError(
                 f"{label}: is a directory, but `{key}.format` says {declared!r}, which is a single file. Point `{key}.path` at the file, or declare the directory's format."
             )
         for fmt in FORMATS.values():
-            if fmt.directory and (declared in (None, fmt.name)) and fmt.sniff(path, b""):
+            if (fmt.directory or fmt.directory_too) and (declared in (None, fmt.name)) and fmt.sniff(path, b""):
                 return fmt
         if declared == "savedmodel" or (path / "variables").is_dir():
             raise ArtifactError(
@@ -109,13 +119,15 @@ def detect(path: Path, declared: str | None, label: str, key: str) -> Format:
             )
         return fmt
     suffix = path.suffix.lower()
-    for fmt in FORMATS.values():
-        if suffix in fmt.suffixes:
-            if not fmt.sniff(path, head):
-                raise ArtifactError(
-                    f"{label}: has the {suffix} suffix of the {fmt.name} format, but its bytes are {_describe_bytes(path, head)}. Check that the file is the model you meant (not truncated, overwritten or garbage), or set `{key}.format`."
-                )
+    candidates = [fmt for fmt in FORMATS.values() if suffix in fmt.suffixes]
+    for fmt in candidates:  # a suffix may belong to several formats (.pt: torch or torchscript): the bytes decide
+        if fmt.sniff(path, head):
             return fmt
+    if candidates:
+        fmt = candidates[0]
+        raise ArtifactError(
+            f"{label}: has the {suffix} suffix of the {fmt.name} format, but its bytes are {_describe_bytes(path, head)}. Check that the file is the model you meant (not truncated, overwritten or garbage), or set `{key}.format`."
+        )
     raise ArtifactError(
         f"{label}: the format cannot be inferred from the suffix {suffix or '(none)'!r}. Set `{key}.format` to one of: {', '.join(FORMATS)}."
     )

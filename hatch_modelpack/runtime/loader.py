@@ -452,6 +452,84 @@ def _xgboost_input(example: Any, entry: Dict[str, Any]) -> Any:
     )
 
 
+# -- PyTorch, safetensors, transformers (issue 12) --
+
+
+def _safe_globals(pairs: List[List[str]]) -> List[Any]:
+    """The classes the build reviewed (the package's own, allow-globals) for torch.serialization.safe_globals."""
+    out = []
+    for module, name in pairs:
+        obj: Any = import_module(module)
+        for part in name.split("."):
+            obj = getattr(obj, part)
+        out.append(obj)
+    return out
+
+
+def _load_torch(artifact: Path, entry: Dict[str, Any], kwargs: Dict[str, Any]) -> Any:
+    torch = import_module("torch")
+    if kwargs.pop("weights_only", True) is not True:
+        raise TypeError(f"model {entry['name']!r}: load() always uses torch.load(weights_only=True); the build reviewed the pickle for that")
+    extra = _safe_globals(entry.get("details", {}).get("safe_globals", []))
+    context = torch.serialization.safe_globals(extra) if extra else _NoContext()
+    with context, _open_verified(artifact) as f:
+        if kwargs.get("mmap"):
+            return torch.load(str(artifact), weights_only=True, **kwargs)  # mmap needs the path
+        return torch.load(f, weights_only=True, **kwargs)  # map_location= and the rest pass through
+
+
+class _NoContext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+def _load_torchscript(artifact: Path, entry: Dict[str, Any], kwargs: Dict[str, Any]) -> Any:
+    torch = import_module("torch")
+    with _open_verified(artifact) as f:
+        return torch.jit.load(f, **kwargs)
+
+
+def _load_pt2(artifact: Path, entry: Dict[str, Any], kwargs: Dict[str, Any]) -> Any:
+    torch = import_module("torch")
+    with _open_verified(artifact) as f:
+        return torch.export.load(f, **kwargs)
+
+
+def _load_safetensors(artifact: Path, entry: Dict[str, Any], kwargs: Dict[str, Any]) -> Any:
+    framework = kwargs.pop("framework", "numpy")
+    module = import_module("safetensors." + {"pt": "torch", "tf": "tensorflow"}.get(framework, framework))
+    details = entry.get("details", {})
+    files = [artifact / s for s in details["shards"]] if details.get("sharded") else [artifact]
+    out: Dict[str, Any] = {}
+    for file in files:
+        out.update(module.load_file(str(file), **kwargs))  # device= passes through for "pt"
+    return out
+
+
+def _load_transformers(artifact: Path, entry: Dict[str, Any], kwargs: Dict[str, Any]) -> Any:
+    transformers = import_module("transformers")
+    details = entry.get("details", {})
+    component = kwargs.pop("component", "model")
+    kwargs.setdefault("local_files_only", True)
+    kwargs["trust_remote_code"] = bool(details.get("trust_remote_code"))  # reviewed at build time
+    auto = {"tokenizer": "AutoTokenizer", "processor": "AutoProcessor", "config": "AutoConfig",
+            "image_processor": "AutoImageProcessor", "feature_extractor": "AutoFeatureExtractor",
+            "generation_config": "GenerationConfig"}  # fmt: skip
+    if component in auto:
+        return getattr(transformers, auto[component]).from_pretrained(str(artifact), **kwargs)
+    if component != "model":
+        raise TypeError(f"model {entry['name']!r}: component must be 'model' or one of {sorted(auto)}, not {component!r}")
+    archs = details.get("architectures") or []
+    cls = getattr(transformers, archs[0], None) if archs else None
+    if cls is None:  # custom code (trust-remote-code) or no architectures: an Auto class resolves it
+        auto_map = details.get("remote_code", {}).get("auto_map", {})
+        cls = getattr(transformers, next((k for k in auto_map if k.startswith("AutoModel")), "AutoModel"))
+    return cls.from_pretrained(str(artifact), **kwargs)
+
+
 def _load_raw(artifact: Path, entry: Dict[str, Any], kwargs: Dict[str, Any]) -> Any:
     if kwargs:
         raise TypeError(f"model {entry['name']!r} is a raw artifact: load() returns its path and takes no options")
@@ -562,6 +640,11 @@ _LOADERS: Dict[str, Callable[[Path, Dict[str, Any], Dict[str, Any]], Any]] = {
     "xgboost": _load_xgboost,
     "lightgbm": _load_lightgbm,
     "catboost": _load_catboost,
+    "torch": _load_torch,
+    "torchscript": _load_torchscript,
+    "pt2": _load_pt2,
+    "safetensors": _load_safetensors,
+    "transformers": _load_transformers,
 }
 
 
