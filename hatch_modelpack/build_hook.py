@@ -131,6 +131,8 @@ class ModelpackBuildHook(BuildHookInterface):
             # Mapping a file onto its own path keeps git-ignored artifacts in the sdist without
             # shipping them twice: hatchling skips project files at reserved paths.
             build_data["force_include"][str(m.source)] = m.source.relative_to(os.path.realpath(self.root)).as_posix()
+            if m.signature is not None:
+                build_data["force_include"][str(m.signature)] = m.signature.relative_to(os.path.realpath(self.root)).as_posix()
             if m.check is not None:
                 for src in m.check.files().values():
                     build_data["force_include"][str(src)] = src.relative_to(os.path.realpath(self.root)).as_posix()
@@ -167,6 +169,11 @@ class ModelpackBuildHook(BuildHookInterface):
             version=self.metadata.version,
             editable_root=Path(self.root) if editable else None,
         )
+        shipped: dict[str, str] = {}
+        if any(m.signature for m in pack.models):
+            from hatch_modelpack.signing import ship_signatures
+
+            shipped = ship_signatures(pack, manifest, editable=editable)
         generated = {LOADER_NAME: _template("loader.py"), MANIFEST_NAME: dumps(manifest).encode()}
         if user_pkg is None:
             generated["__init__.py"] = _template("package_init.py")
@@ -199,6 +206,7 @@ class ModelpackBuildHook(BuildHookInterface):
                 self._pending.append((arcname, f.source, choose_compression(f.source, mode)))
                 self._known[arcname] = (f.sha256, f.fingerprint)
             mapping.update(check_files(pack.package, packed.config))
+        mapping.update(shipped)
         build_data["force_include"].update(mapping)
 
     def _add_dependencies(self, models: list[PackedModel], build_data: dict[str, Any]) -> None:

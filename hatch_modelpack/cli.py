@@ -86,6 +86,17 @@ def _short(digest: str) -> str:
     return digest[:12] if digest else "-"
 
 
+def signed_by(signer: dict[str, Any] | None) -> str:
+    """Who the manifest says signed a model (``modelpack verify --public-key`` proves it)."""
+    if not signer:
+        return "unsigned"
+    if signer.get("method") == "key":
+        return f"key sha256:{signer.get('key', '')[:16]}"
+    if signer.get("method") == "certificate":
+        return f"certificate {signer.get('identity') or signer.get('subject')} (sha256:{signer.get('certificate_sha256', '')[:16]})"
+    return str(signer.get("method"))
+
+
 # -- where a manifest comes from --------------------------------------------------------------------
 
 
@@ -321,6 +332,7 @@ def render_inspect(src: Source) -> str:
             frameworks,
         ])
     out += ["", table(rows, ["MODEL", "FORMAT", "SIZE", "FILES", "REQUIRES", "RECORDED VERSIONS"]), "(* = default model)"]
+    out += ["", table([[n, signed_by(e.get("signature"))] for n, e in m["models"].items()], ["MODEL", "SIGNED BY"])]
     files = []
     for name, e in m["models"].items():
         for f in e.get("files", []):
@@ -379,6 +391,10 @@ def verify_source(src: Source) -> list[dict[str, Any]]:
 def cmd_verify(args: argparse.Namespace) -> int:
     src = open_target(args.target)
     results = verify_source(src)
+    if args.public_key or args.certificate_chain:
+        from hatch_modelpack.signing import signature_results
+
+        results += signature_results(src, args.public_key, args.certificate_chain or [])
     bad = [r for r in results if r["status"] != "ok"]
     if args.json:
         print(json.dumps({"location": src.label, "ok": not bad, "files": results}, indent=2, sort_keys=True))
@@ -467,6 +483,7 @@ def _comparable(src: Source) -> dict[str, Any]:
             "metadata": dict(e.get("metadata") or {}),
             "pickle_globals": sorted(e.get("globals", [])) if "globals" in e else None,
             "details": dict(e.get("details") or {}),
+            "signature": signed_by(e.get("signature")),
         }
     return {
         "version": src.meta.get("version") or m.get("version"),
@@ -724,6 +741,8 @@ def _parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("verify", help="re-hash an installed package's (or a wheel's) artifacts against its manifest")
     sp.add_argument("target", metavar="PACKAGE")
     sp.add_argument("--json", action="store_true")
+    sp.add_argument("--public-key", metavar="PUB.pem", help="also require each model's signature by this key")
+    sp.add_argument("--certificate-chain", metavar="PEM", action="append", help="also require a certificate signature chaining to these (repeatable)")
     with_python(sp)
     sp.set_defaults(func=cmd_verify)
 
@@ -739,6 +758,20 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--exit-code", action="store_true", help="exit with 1 when there are differences (like git diff)")
     with_python(sp)
     sp.set_defaults(func=cmd_diff)
+
+    sp = sub.add_parser("sign", help="add an OpenSSF model signature for every model to a wheel (rewrites it)")
+    sp.add_argument("wheel", metavar="WHEEL")
+    sp.add_argument("--private-key", required=True, metavar="KEY.pem", help="EC private key (P-256/P-384) in PEM")
+    sp.add_argument("--signing-certificate", metavar="CERT.pem", help="certificate mode: the key's certificate")
+    sp.add_argument("--certificate-chain", metavar="PEM", action="append", help="certificate mode: intermediates/root (repeatable)")
+    sp.add_argument("-o", "--output", metavar="PATH", help="write the signed wheel here instead of in place")
+
+    def _sign(args: argparse.Namespace) -> int:
+        from hatch_modelpack.signing import cmd_sign
+
+        return cmd_sign(args)
+
+    sp.set_defaults(func=_sign)
 
     sp = sub.add_parser("init", help="write pyproject.toml and README.md that package an existing model artifact")
     sp.add_argument("name", metavar="NAME", help="the project (distribution) name, e.g. churn-model")

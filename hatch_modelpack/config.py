@@ -33,7 +33,7 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 #: Keys hatchling itself reads from every build hook's table; they are not ours to validate.
 HATCHLING_KEYS = frozenset({"dependencies", "require-runtime-dependencies", "require-runtime-features", "enable-by-default"})
 TOP_KEYS = frozenset({"package", "models", "pin", "allow-globals", "compression"})
-MODEL_KEYS = frozenset({"path", "format", "default", "requires", "description", "metadata", "pin", "allow-globals", "check", "compression"})
+MODEL_KEYS = frozenset({"path", "format", "default", "requires", "description", "metadata", "pin", "allow-globals", "check", "compression", "signature"})
 
 BUILD_TABLE = "tool.hatch.build.hooks.modelpack"
 WHEEL_TABLE = "tool.hatch.build.targets.wheel.hooks.modelpack"
@@ -53,6 +53,7 @@ class ModelConfig:
     allow_globals: tuple[str, ...]
     check: CheckConfig | None = None  # the opt-in build-time smoke check (hatch_modelpack.smoke)
     compression: str | None = None  # how the artifact is stored in the wheel; None: the package's setting
+    signature: Path | None = None  # a model_signing signature of the artifact, shipped as _models/<name>.sig
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,7 @@ def _model(ctx: Ctx, name: Any, spec: Any) -> ModelConfig:
         allow_globals=_allow_globals(ctx, f"{key}.allow-globals", spec.get("allow-globals", [])),
         check=_check(ctx, f"{key}.check", spec["check"]) if "check" in spec else None,
         compression=_compression(ctx, f"{key}.compression", spec.get("compression")),
+        signature=_resolve_path(ctx, f"{key}.signature", spec["signature"]) if "signature" in spec else None,
     )
 
 

@@ -475,3 +475,88 @@ def _verify_chain(data: bytes, where: str, chain: Sequence[Path]) -> None:
             sign_certificate.Verifier([Path(c) for c in chain]).verify(sign_sigstore_pb.Signature.read(p))
         except Exception as exc:
             raise SigningError(f"{where}: the certificate signature does not verify with {', '.join(map(str, chain))}: {exc}") from None
+
+
+# -- the CLI's side (cli.py stays a thin shell) -------------------------------------------------------
+
+
+def signature_results(src: Any, public_key: str | None, chain: Sequence[str]) -> list[dict[str, Any]]:
+    """One verify row per model of a wheel or installed package (``cli.Source``): ok, unsigned or invalid."""
+    rows = []
+    for name, entry in src.manifest["models"].items():
+        rel = (entry.get("signature") or {}).get("path") or f"{DATA_DIR}/{name}.sig"
+        if hasattr(src, "zf"):
+            member = str(src.package_dir / rel)
+            where = f"{src.label}!{member}"
+            try:
+                data: bytes | None = src.zf.read(member)
+            except KeyError:
+                data = None
+        else:
+            path = (src.base() if entry.get("signature") else src.manifest_path.parent) / rel
+            where = str(path)
+            try:
+                data = path.read_bytes()
+            except OSError:
+                data = None
+        row: dict[str, Any] = {"model": name, "file": where}
+        if data is None:
+            row.update(status="unsigned", detail=f"model {name!r} carries no signature; sign the wheel with `modelpack sign WHEEL --private-key KEY.pem`")
+        else:
+            try:
+                signer = check_signature(data, where, entry, Path(public_key) if public_key else None, [Path(c) for c in chain])
+                row.update(status="ok", detail="", signer=signer)
+            except SigningError as exc:
+                row.update(status="invalid", detail=str(exc).replace(f"{where}: ", "", 1))
+        rows.append(row)
+    return rows
+
+
+def cmd_sign(args: Any) -> int:
+    from hatch_modelpack.cli import CLIError, signed_by, table
+
+    try:
+        signer = load_signer(Path(args.private_key), Path(args.signing_certificate) if args.signing_certificate else None, [Path(c) for c in args.certificate_chain or []])
+        done = sign_wheel(Path(args.wheel), signer, Path(args.output) if args.output else None)
+    except SigningError as exc:
+        raise CLIError(str(exc)) from None
+    rows = [[d.model, d.arcname, signed_by(d.signer)] for d in done]
+    print(table(rows, ["MODEL", "SIGNATURE", "SIGNED BY"]))
+    print(f"signed {len(done)} model(s) in {args.output or args.wheel}")
+    return 0
+
+
+
+def ship_signatures(pack: Any, manifest: dict[str, Any], *, editable: bool) -> dict[str, str]:
+    """Check each ``signature = "PATH"`` against its model's manifest entry and record it.
+
+    Returns the force-include mapping (source -> archive path) for a wheel. A signature that does not
+    cover exactly the model's files and digests fails the build: shipping it would make every service
+    that requires signatures refuse the model at load time instead.
+    """
+    mapping: dict[str, str] = {}
+    for m in pack.models:
+        if m.signature is None:
+            continue
+        entry = manifest["models"][m.name]
+        key = f"`models.{m.name}.signature` in [{pack.table}]"
+        fix = (
+            f"Sign the artifact itself again and point {key} at the result, e.g. "
+            f"`model_signing sign key {m.path} --private_key KEY.pem --signature {m.signature.relative_to(os.path.realpath(pack.root)).as_posix()}`."
+        )
+        try:
+            stmt, signer = read_bundle(m.signature.read_bytes(), str(m.signature))
+        except OSError as exc:
+            raise SigningError(f"{m.signature}: {key} cannot be read ({exc.strerror}). {fix}") from None
+        except SigningError as exc:
+            raise SigningError(f"{exc} ({key}). {fix}") from None
+        problem = coverage_problem(stmt, entry)
+        if problem:
+            raise SigningError(f"{m.signature}: the signature named by {key} does not match the artifact {m.path}: {problem}. {fix}")
+        if editable:
+            rel = m.signature.relative_to(os.path.realpath(pack.root)).as_posix()
+        else:
+            rel = f"{DATA_DIR}/{m.name}.sig"
+            mapping[str(m.signature)] = signature_arcname(pack.package, m.name)
+        entry["signature"] = {"path": rel, **signer}
+    return mapping
