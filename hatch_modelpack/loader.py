@@ -266,7 +266,8 @@ def _verify_files(parent: Path, files: List[Dict[str, Any]], manifest: Dict[str,
     """
     fingerprints = tuple(_fingerprint(parent / f["path"]) for f in files)
     for f in files:
-        _check_file(parent / f["path"], f, manifest, whole)
+        # whole: the sha256 of the whole file, not the (unsigned) chunk digests.
+        _check_file(parent / f["path"], {k: v for k, v in f.items() if k != "chunks"} if whole else f, manifest)
     if tuple(_fingerprint(parent / f["path"]) for f in files) != fingerprints:
         return None
     for f, fp in zip(files, fingerprints):  # noqa: B905 - Python 3.8 has no strict=
@@ -282,7 +283,7 @@ def _fingerprint(file_path: Path) -> Tuple[int, ...]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def _check_file(file_path: Path, expected: Dict[str, Any], manifest: Dict[str, Any], whole: bool = False) -> None:
+def _check_file(file_path: Path, expected: Dict[str, Any], manifest: Dict[str, Any]) -> None:
     editable = bool(manifest.get("editable_root"))
     fix = (
         "this is an editable install: run `pip install -e .` again"
@@ -291,7 +292,7 @@ def _check_file(file_path: Path, expected: Dict[str, Any], manifest: Dict[str, A
         "(pip install --force-reinstall --no-deps ...)"
     )
     chunks = expected.get("chunks")
-    if chunks and not whole:
+    if chunks:
         _check_chunks(file_path, expected, chunks, fix)
         return
     digest = hashlib.sha256()
@@ -426,7 +427,7 @@ def _check_signature(sig_path: Path, trust: Tuple[Any, ...], entry: Dict[str, An
         odd = sorted(set(want) ^ set(signed)) or sorted(n for n in want if want[n] != signed.get(n)) or ["(duplicate resources)"]
         raise IntegrityError(
             f"{sig_path}: the signature of {label} does not cover the model's files as the manifest lists them "
-            f"(first difference: {odd[0]}); {nothing}. The artifact or the manifest was changed after signing, or the "
+            f"(first difference: {base if odd[0] == "." else odd[0]}); {nothing}. The artifact or the manifest was changed after signing, or the "
             "signature belongs to another model: reinstall the package from your index."
         )
 
