@@ -427,7 +427,7 @@ def _check_signature(sig_path: Path, trust: Tuple[Any, ...], entry: Dict[str, An
         odd = sorted(set(want) ^ set(signed)) or sorted(n for n in want if want[n] != signed.get(n)) or ["(duplicate resources)"]
         raise IntegrityError(
             f"{sig_path}: the signature of {label} does not cover the model's files as the manifest lists them "
-            f"(first difference: {base if odd[0] == "." else odd[0]}); {nothing}. The artifact or the manifest was changed after signing, or the "
+            f"(first difference: {base if odd[0] == '.' else odd[0]}); {nothing}. The artifact or the manifest was changed after signing, or the "
             "signature belongs to another model: reinstall the package from your index."
         )
 

@@ -166,15 +166,23 @@ def certificate_info(cert: Any) -> dict[str, Any]:
     }
 
 
-def load_signer(private_key: Path, signing_certificate: Path | None = None, chain: Sequence[Path] = (), password: str | None = None) -> Signer:
+def load_signer(
+    private_key: Path, signing_certificate: Path | None = None, chain: Sequence[Path] = (), password: str | None = None
+) -> Signer:
     """An EC P-256/P-384/P-521 key (and certificate mode's certificates), as model_signing accepts them."""
     _, serialization, ec = _crypto()
     try:
-        key = serialization.load_pem_private_key(Path(private_key).read_bytes(), password.encode() if password else None)
+        key = serialization.load_pem_private_key(
+            Path(private_key).read_bytes(), password.encode() if password else None
+        )
     except OSError as exc:
-        raise SigningError(f"{private_key}: cannot be read ({exc.strerror}); pass --private-key the PEM file of the signing key") from None
+        raise SigningError(
+            f"{private_key}: cannot be read ({exc.strerror}); pass --private-key the PEM file of the signing key"
+        ) from None
     except (ValueError, TypeError) as exc:
-        raise SigningError(f"{private_key}: is not a PEM private key this tool can use ({exc}); pass an EC key in PEM form") from None
+        raise SigningError(
+            f"{private_key}: is not a PEM private key this tool can use ({exc}); pass an EC key in PEM form"
+        ) from None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name not in ("secp256r1", "secp384r1", "secp521r1"):
         raise SigningError(
             f"{private_key}: model signing takes an elliptic-curve key on P-256, P-384 or P-521 "
@@ -210,7 +218,9 @@ def sign_payload(payload: bytes, signer: Signer) -> bytes:
     material: dict[str, Any]
     if signer.certificates:
         ders = [c.public_bytes(serialization.Encoding.DER) for c in signer.certificates]
-        material = {"x509CertificateChain": {"certificates": [{"rawBytes": base64.b64encode(d).decode()} for d in ders]}}
+        material = {
+            "x509CertificateChain": {"certificates": [{"rawBytes": base64.b64encode(d).decode()} for d in ders]}
+        }
     else:
         material = {"publicKey": {"hint": key_fingerprint(key.public_key())}}
     material["tlogEntries"] = []
@@ -241,10 +251,14 @@ def read_bundle(data: bytes, where: str) -> tuple[dict[str, Any], dict[str, Any]
             raise ValueError("no signature in the envelope")
         material = bundle["verificationMaterial"]
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise SigningError(f"{where}: is not a model_signing signature (a Sigstore bundle with an in-toto statement): {exc}") from None
+        raise SigningError(
+            f"{where}: is not a model_signing signature (a Sigstore bundle with an in-toto statement): {exc}"
+        ) from None
     if not isinstance(stmt, dict) or stmt.get("predicateType") != PREDICATE_TYPE:
         got = stmt.get("predicateType") if isinstance(stmt, dict) else None
-        raise SigningError(f"{where}: has predicate type {got!r}, not {PREDICATE_TYPE!r}; sign the model again with model-signing 1.x")
+        raise SigningError(
+            f"{where}: has predicate type {got!r}, not {PREDICATE_TYPE!r}; sign the model again with model-signing 1.x"
+        )
     signer: dict[str, Any]
     if "x509CertificateChain" in material:
         der = base64.b64decode(material["x509CertificateChain"]["certificates"][0]["rawBytes"])
@@ -295,9 +309,15 @@ def coverage_problem(stmt: dict[str, Any], entry: dict[str, Any]) -> str | None:
         if extra:
             parts.append(f"covers {', '.join(extra)}, which the model does not have")
         if changed:
-            parts.append(f"has other sha256 digests for {', '.join(changed)} (signed {signed[changed[0]][:12]}, artifact {want[changed[0]][:12]})")
+            parts.append(
+                f"has other sha256 digests for {', '.join(changed)} (signed {signed[changed[0]][:12]}, artifact {want[changed[0]][:12]})"
+            )
         kind = "file" if entry.get("kind") != "directory" else "directory"
-        return "it " + "; ".join(parts) + f" (it must be a signature of the model's {kind} itself, as `model_signing sign` makes it for {PurePosixPath(entry['path']).name})"
+        return (
+            "it "
+            + "; ".join(parts)
+            + f" (it must be a signature of the model's {kind} itself, as `model_signing sign` makes it for {PurePosixPath(entry['path']).name})"
+        )
     return None
 
 
@@ -332,7 +352,9 @@ def sign_wheel(wheel: Path, signer: Signer, output: Path | None = None) -> list[
         manifests = [i for i in infos if i.filename.count("/") == 1 and i.filename.endswith("/" + MANIFEST_NAME)]
         records = [i for i in infos if i.filename.count("/") == 1 and i.filename.endswith(".dist-info/RECORD")]
         if len(manifests) != 1 or len(records) != 1:
-            raise SigningError(f"{wheel}: is not a model package built by hatch-modelpack (no single <package>/{MANIFEST_NAME} and RECORD)")
+            raise SigningError(
+                f"{wheel}: is not a model package built by hatch-modelpack (no single <package>/{MANIFEST_NAME} and RECORD)"
+            )
         minfo, rinfo = manifests[0], records[0]
         package = minfo.filename.split("/")[0]
         dist_info = rinfo.filename.split("/")[0]
@@ -420,7 +442,9 @@ def _write_new(out: Any, like: zipfile.ZipInfo, arcname: str, data: bytes) -> No
 # -- verifying (CLI side: the same check the generated loader makes) ---------------------------------
 
 
-def check_signature(data: bytes, where: str, entry: dict[str, Any], public_key: Path | None, chain: Sequence[Path]) -> dict[str, Any]:
+def check_signature(
+    data: bytes, where: str, entry: dict[str, Any], public_key: Path | None, chain: Sequence[Path]
+) -> dict[str, Any]:
     """Verify a bundle with a trusted key or chain and that it covers exactly the manifest entry.
 
     Returns the signer description; raises SigningError naming the reason. The files' own bytes are
@@ -453,14 +477,18 @@ def _verify_key(data: bytes, where: str, public_key: Path) -> None:
     hint = ((bundle["verificationMaterial"].get("publicKey") or {}).get("hint")) or ""
     mine = key_fingerprint(key)
     if hint and hint != mine:
-        raise SigningError(f"{where}: was signed by another key (fingerprint {hint[:16]}...), not by {public_key} ({mine[:16]}...)")
+        raise SigningError(
+            f"{where}: was signed by another key (fingerprint {hint[:16]}...), not by {public_key} ({mine[:16]}...)"
+        )
     envelope = bundle["dsseEnvelope"]
     payload = base64.b64decode(envelope["payload"])
     algorithm = {256: hashes.SHA256(), 384: hashes.SHA384(), 521: hashes.SHA512()}[key.curve.key_size]
     try:
         key.verify(base64.b64decode(envelope["signatures"][0]["sig"]), pae(payload), ec.ECDSA(algorithm))
     except (InvalidSignature, ValueError):
-        raise SigningError(f"{where}: the signature does not verify with {public_key} (wrong key, or the signature was altered)") from None
+        raise SigningError(
+            f"{where}: the signature does not verify with {public_key} (wrong key, or the signature was altered)"
+        ) from None
 
 
 def _verify_chain(data: bytes, where: str, chain: Sequence[Path]) -> None:
@@ -474,7 +502,9 @@ def _verify_chain(data: bytes, where: str, chain: Sequence[Path]) -> None:
         try:
             sign_certificate.Verifier([Path(c) for c in chain]).verify(sign_sigstore_pb.Signature.read(p))
         except Exception as exc:
-            raise SigningError(f"{where}: the certificate signature does not verify with {', '.join(map(str, chain))}: {exc}") from None
+            raise SigningError(
+                f"{where}: the certificate signature does not verify with {', '.join(map(str, chain))}: {exc}"
+            ) from None
 
 
 # -- the CLI's side (cli.py stays a thin shell) -------------------------------------------------------
@@ -501,10 +531,15 @@ def signature_results(src: Any, public_key: str | None, chain: Sequence[str]) ->
                 data = None
         row: dict[str, Any] = {"model": name, "file": where}
         if data is None:
-            row.update(status="unsigned", detail=f"model {name!r} carries no signature; sign the wheel with `modelpack sign WHEEL --private-key KEY.pem`")
+            row.update(
+                status="unsigned",
+                detail=f"model {name!r} carries no signature; sign the wheel with `modelpack sign WHEEL --private-key KEY.pem`",
+            )
         else:
             try:
-                signer = check_signature(data, where, entry, Path(public_key) if public_key else None, [Path(c) for c in chain])
+                signer = check_signature(
+                    data, where, entry, Path(public_key) if public_key else None, [Path(c) for c in chain]
+                )
                 row.update(status="ok", detail="", signer=signer)
             except SigningError as exc:
                 row.update(status="invalid", detail=str(exc).replace(f"{where}: ", "", 1))
@@ -516,7 +551,11 @@ def cmd_sign(args: Any) -> int:
     from hatch_modelpack.cli import CLIError, signed_by, table
 
     try:
-        signer = load_signer(Path(args.private_key), Path(args.signing_certificate) if args.signing_certificate else None, [Path(c) for c in args.certificate_chain or []])
+        signer = load_signer(
+            Path(args.private_key),
+            Path(args.signing_certificate) if args.signing_certificate else None,
+            [Path(c) for c in args.certificate_chain or []],
+        )
         done = sign_wheel(Path(args.wheel), signer, Path(args.output) if args.output else None)
     except SigningError as exc:
         raise CLIError(str(exc)) from None
@@ -524,7 +563,6 @@ def cmd_sign(args: Any) -> int:
     print(table(rows, ["MODEL", "SIGNATURE", "SIGNED BY"]))
     print(f"signed {len(done)} model(s) in {args.output or args.wheel}")
     return 0
-
 
 
 def ship_signatures(pack: Any, manifest: dict[str, Any], *, editable: bool) -> dict[str, str]:
@@ -552,7 +590,9 @@ def ship_signatures(pack: Any, manifest: dict[str, Any], *, editable: bool) -> d
             raise SigningError(f"{exc} ({key}). {fix}") from None
         problem = coverage_problem(stmt, entry)
         if problem:
-            raise SigningError(f"{m.signature}: the signature named by {key} does not match the artifact {m.path}: {problem}. {fix}")
+            raise SigningError(
+                f"{m.signature}: the signature named by {key} does not match the artifact {m.path}: {problem}. {fix}"
+            )
         if editable:
             rel = m.signature.relative_to(os.path.realpath(pack.root)).as_posix()
         else:
