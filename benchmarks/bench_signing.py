@@ -75,20 +75,52 @@ def main() -> int:
     sign_times, sha_times = [], []
     for i in range(args.repeats):
         out = work / f"signed-{i}.whl"
-        sign_times.append(timed([sys.executable, "-m", "hatch_modelpack", "sign", str(wheel), "--private-key", str(key), "-o", str(out)], env))
+        sign_times.append(
+            timed(
+                [
+                    sys.executable,
+                    "-m",
+                    "hatch_modelpack",
+                    "sign",
+                    str(wheel),
+                    "--private-key",
+                    str(key),
+                    "-o",
+                    str(out),
+                ],
+                env,
+            )
+        )
         t = time.perf_counter()
         with open(art, "rb") as f:
             hashlib.file_digest(f, "sha256")
         sha_times.append(time.perf_counter() - t)
     signed = work / "signed-0.whl"
-    assert all((work / f"signed-{i}.whl").read_bytes() == signed.read_bytes() for i in range(args.repeats)), "not reproducible"
-    print(f"modelpack sign (whole process, {wheel.stat().st_size / 1e6:.0f} MB wheel): median {statistics.median(sign_times):.3f} s; "
-          f"one sha256 pass over the artifact: {statistics.median(sha_times):.3f} s")
+    assert all((work / f"signed-{i}.whl").read_bytes() == signed.read_bytes() for i in range(args.repeats)), (
+        "not reproducible"
+    )
+    print(
+        f"modelpack sign (whole process, {wheel.stat().st_size / 1e6:.0f} MB wheel): median {statistics.median(sign_times):.3f} s; "
+        f"one sha256 pass over the artifact: {statistics.median(sha_times):.3f} s"
+    )
 
     venv = work / "venv"
     if not venv.exists():
         sh(["uv", "venv", "--quiet", "--python", sys.executable, str(venv)])
-    sh(["uv", "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), "--reinstall-package", "forest-model", str(signed), "cryptography"])
+    sh(
+        [
+            "uv",
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(venv / "bin" / "python"),
+            "--reinstall-package",
+            "forest-model",
+            str(signed),
+            "cryptography",
+        ]
+    )
     py = str(venv / "bin" / "python")
     code = "import time; t=time.perf_counter(); import forest_model as m; m.load(); print(time.perf_counter()-t)"
     base_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MODELPACK_PUBLIC_KEY")}
@@ -104,10 +136,14 @@ def main() -> int:
             inproc[label].append(float(out.strip().splitlines()[-1]))
     u, s = statistics.median(runs["unsigned"]), statistics.median(runs["signed"])
     ui, si = statistics.median(inproc["unsigned"]), statistics.median(inproc["signed"])
-    print(f"first load(), whole process (python -c 'import forest_model as m; m.load()'), median of {args.repeats}: "
-          f"unsigned {u:.3f} s, signed {s:.3f} s = {s / u:.3f}x")
+    print(
+        f"first load(), whole process (python -c 'import forest_model as m; m.load()'), median of {args.repeats}: "
+        f"unsigned {u:.3f} s, signed {s:.3f} s = {s / u:.3f}x"
+    )
     print(f"  in-process (import + load): unsigned {ui:.3f} s, signed {si:.3f} s = {si / ui:.3f}x")
-    print(f"  all runs unsigned {[round(x, 3) for x in runs['unsigned']]}, signed {[round(x, 3) for x in runs['signed']]}")
+    print(
+        f"  all runs unsigned {[round(x, 3) for x in runs['unsigned']]}, signed {[round(x, 3) for x in runs['signed']]}"
+    )
     return 0
 
 

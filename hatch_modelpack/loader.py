@@ -155,7 +155,7 @@ class _Pack:
         """Hash every file of one model; raise IntegrityError on the first mismatch."""
         entry = self.entry(name)
         name = entry["name"]
-        artifact = self.base() / entry["path"]
+        artifact: Path = self.base() / entry["path"]
         parent = artifact.parent
         with self._model_lock(name):
             if trust is not None:
@@ -453,7 +453,7 @@ def _verify_with_key(sig_path: Path, key_path: Path, bundle: Dict[str, Any], pae
             f"{sig_path}: {label} was signed by another key (fingerprint {hint[:16]}...), not by {key_path} "
             f"({mine[:16]}...); nothing was loaded. Install a package signed by the trusted key, or trust the key that signed it."
         )
-    algorithm = {256: hashes.SHA256, 384: hashes.SHA384, 521: hashes.SHA512}[key.curve.key_size]()
+    algorithm = {256: hashes.SHA256(), 384: hashes.SHA384(), 521: hashes.SHA512()}[key.curve.key_size]
     try:
         key.verify(raw_sig, pae, ec.ECDSA(algorithm))
     except (InvalidSignature, ValueError):
@@ -640,7 +640,7 @@ def metadata(name: Optional[str] = None) -> Dict[str, Any]:
     ``signature`` says who signed it (key fingerprint or certificate identity) as the package claims;
     None when unsigned. Only verify(public_key=...) proves it.
     """
-    entry = json.loads(json.dumps(_PACK.entry(name)))
+    entry: Dict[str, Any] = json.loads(json.dumps(_PACK.entry(name)))
     entry.setdefault("signature", None)
     return entry
 
