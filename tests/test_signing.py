@@ -423,7 +423,8 @@ def test_signature_path_ships_a_model_signing_signature(tmp_path, build_env, ven
         "vocab": "unsigned",
     }
     env = venv()
-    env.install("--no-deps", str(wheel), "cryptography")
+    env.install("--no-deps", str(wheel))
+    env.install("cryptography")
     path = Path(env.py("import churn_model as m; print(m.path('churn'))").stdout.strip())
     model_signing("verify", "key", path, "--signature", path.parent.parent / "churn.sig", "--public_key", pub)
     env.py(f"import churn_model as m; m.verify('churn', public_key={str(pub)!r})")
