@@ -164,8 +164,13 @@ class _Pack:
                 state = (trust, _fingerprint(sig), *(_fingerprint(parent / f["path"]) for f in entry["files"]))
                 if not force and self._signed.get(name) == state:
                     return artifact
-                _check_signature(sig, trust, entry, self.manifest)
-                verified = _verify_files(parent, entry["files"], self.manifest, whole=True)
+                from concurrent.futures import ThreadPoolExecutor
+
+                # Hash (GIL released) while the signature is checked (mostly importing cryptography).
+                with ThreadPoolExecutor(1) as pool:
+                    hashed = pool.submit(_verify_files, parent, entry["files"], self.manifest, True)
+                    _check_signature(sig, trust, entry, self.manifest)
+                    verified = hashed.result()
                 if verified is not None and _fingerprint(sig) == state[1]:
                     self._signed[name], self._verified[name] = state, verified
                 return artifact
