@@ -407,8 +407,7 @@ def sign_wheel(wheel: Path, signer: Signer, output: Path | None = None) -> list[
                     new_rows.append(r)
             ww._write_record(out, rinfo, new_rows, dist_info, [])
             out.close()
-        if output is None:
-            os.chmod(tmp, stat.S_IMODE(os.stat(wheel).st_mode))
+        os.chmod(tmp, stat.S_IMODE(os.stat(wheel).st_mode))  # mkstemp's 0600 is not the wheel's mode
         os.replace(tmp, out_path)
     except BaseException:
         tmp.unlink(missing_ok=True)
