@@ -74,7 +74,8 @@ def main() -> int:
     # Signing: the whole `modelpack sign` process vs the sha256 pass it does not make.
     sign_times, sha_times = [], []
     for i in range(args.repeats):
-        out = work / f"signed-{i}.whl"
+        out = work / f"signed-{i}" / wheel.name
+        out.parent.mkdir(exist_ok=True)
         sign_times.append(
             timed(
                 [
@@ -95,8 +96,8 @@ def main() -> int:
         with open(art, "rb") as f:
             hashlib.file_digest(f, "sha256")
         sha_times.append(time.perf_counter() - t)
-    signed = work / "signed-0.whl"
-    assert all((work / f"signed-{i}.whl").read_bytes() == signed.read_bytes() for i in range(args.repeats)), (
+    signed = work / "signed-0" / wheel.name
+    assert all((work / f"signed-{i}" / wheel.name).read_bytes() == signed.read_bytes() for i in range(args.repeats)), (
         "not reproducible"
     )
     print(
