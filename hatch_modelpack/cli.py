@@ -392,8 +392,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     src = open_target(args.target)
     results = verify_source(src)
     if args.public_key or args.certificate_chain:
-        from hatch_modelpack.signing import signature_results
-
+        try:
+            from hatch_modelpack.signing import signature_results
+        except ImportError:
+            raise CLIError(f"checking signatures needs hatch-modelpack itself in {sys.prefix}: pip install 'hatch-modelpack[sign]' there") from None
         results += signature_results(src, args.public_key, args.certificate_chain or [])
     bad = [r for r in results if r["status"] != "ok"]
     if args.json:

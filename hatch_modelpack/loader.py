@@ -12,7 +12,6 @@ verify and cover exactly the files and digests of the manifest before anything i
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -387,6 +386,8 @@ def _check_signature(sig_path: Path, trust: Tuple[Any, ...], entry: Dict[str, An
     The files themselves are hashed against the manifest afterwards, so the bytes, the manifest and the
     signature must all agree: rewriting an artifact together with its manifest entry fails here.
     """
+    import base64
+
     label = f"model {entry['name']!r} of {manifest.get('distribution')} {manifest.get('version')}"
     trusted = ", ".join(trust[1])
     nothing = "nothing was loaded"

@@ -444,3 +444,13 @@ def test_signature_path_ships_a_model_signing_signature(tmp_path, build_env, ven
     msg = proc.stdout + proc.stderr
     assert "signatures/churn.sig: the signature named by `models.churn.signature`" in msg
     assert "does not cover ." in msg and "model_signing sign key artifacts/churn.joblib" in msg
+
+
+def test_missing_cryptography_says_what_to_install(tmp_path, monkeypatch):
+    pack, _, _ = make_pack(tmp_path)
+    priv, pub = make_key(tmp_path)
+    sign_package_dir(pack.directory, priv)
+    pack._manifest = None
+    monkeypatch.setitem(sys.modules, "cryptography.hazmat.primitives", None)  # as if not installed
+    with pytest.raises(loader.ModelpackLoadError, match=r"needs model-signing .*pip install model-signing pyopenssl"):
+        pack.load(None, None, {}, loader._trust(pub, None))
