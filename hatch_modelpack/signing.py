@@ -303,6 +303,10 @@ def coverage_problem(stmt: dict[str, Any], entry: dict[str, Any]) -> str | None:
     extra = sorted(set(signed) - set(want))
     changed = sorted(n for n in set(want) & set(signed) if want[n] != signed[n])
     if missing or extra or changed:
+        base = PurePosixPath(entry["path"]).name
+        first = changed[0] if changed else ""
+        missing, changed = ([base if n == "." else n for n in names] for names in (missing, changed))
+        extra = ["a lone file (it is the signature of a file)" if n == "." else n for n in extra]
         parts = []
         if missing:
             parts.append(f"does not cover {', '.join(missing)}")
@@ -310,7 +314,7 @@ def coverage_problem(stmt: dict[str, Any], entry: dict[str, Any]) -> str | None:
             parts.append(f"covers {', '.join(extra)}, which the model does not have")
         if changed:
             parts.append(
-                f"has other sha256 digests for {', '.join(changed)} (signed {signed[changed[0]][:12]}, artifact {want[changed[0]][:12]})"
+                f"has other sha256 digests for {', '.join(changed)} (signed {signed[first][:12]}, artifact {want[first][:12]})"
             )
         kind = "file" if entry.get("kind") != "directory" else "directory"
         return (
