@@ -27,6 +27,7 @@ from hatch_modelpack.inspection import (
     list_installed,
     model_size,
     open_target,
+    signed_by,
     verify_source,
 )
 
@@ -97,6 +98,7 @@ def render_inspect(src: Source) -> str:
             frameworks,
         ])
     out += ["", table(rows, ["MODEL", "FORMAT", "SIZE", "FILES", "REQUIRES", "RECORDED VERSIONS"]), "(* = default model)"]
+    out += ["", table([[n, signed_by(e.get("signature"))] for n, e in m["models"].items()], ["MODEL", "SIGNED BY"])]
     files = []
     for name, e in m["models"].items():
         for f in e.get("files", []):
@@ -122,9 +124,33 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 # -- verify ---------------------------------------------------------------------------------------
 
 
+def cmd_sign(args: argparse.Namespace) -> int:
+    from hatch_modelpack.signing import SigningError, load_signer, sign_wheel
+
+    try:
+        signer = load_signer(
+            Path(args.private_key),
+            Path(args.signing_certificate) if args.signing_certificate else None,
+            [Path(c) for c in args.certificate_chain or []],
+        )
+        done = sign_wheel(Path(args.wheel), signer, Path(args.output) if args.output else None)
+    except SigningError as exc:
+        raise CLIError(str(exc)) from None
+    rows = [[d.model, d.arcname, signed_by(d.signer)] for d in done]
+    print(table(rows, ["MODEL", "SIGNATURE", "SIGNED BY"]))
+    print(f"signed {len(done)} model(s) in {args.output or args.wheel}")
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     src = open_target(args.target)
     results = verify_source(src)
+    if args.public_key or args.certificate_chain:
+        try:
+            from hatch_modelpack.signing import signature_results
+        except ImportError:
+            raise CLIError(f"checking signatures needs hatch-modelpack itself in {sys.prefix}: pip install 'hatch-modelpack[sign]' there") from None
+        results += signature_results(src, args.public_key, args.certificate_chain or [])
     bad = [r for r in results if r["status"] != "ok"]
     if args.json:
         print(json.dumps({"location": src.label, "ok": not bad, "files": results}, indent=2, sort_keys=True))
@@ -260,6 +286,8 @@ def _parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("verify", help="re-hash an installed package's (or a wheel's) artifacts against its manifest")
     sp.add_argument("target", metavar="PACKAGE")
     sp.add_argument("--json", action="store_true")
+    sp.add_argument("--public-key", metavar="PUB.pem", help="also require each model's signature by this key")
+    sp.add_argument("--certificate-chain", metavar="PEM", action="append", help="also require a certificate signature chaining to these (repeatable)")
     with_python(sp)
     sp.set_defaults(func=cmd_verify)
 
@@ -275,6 +303,14 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--exit-code", action="store_true", help="exit with 1 when there are differences (like git diff)")
     with_python(sp)
     sp.set_defaults(func=cmd_diff)
+
+    sp = sub.add_parser("sign", help="add an OpenSSF model signature for every model to a wheel (rewrites it)")
+    sp.add_argument("wheel", metavar="WHEEL")
+    sp.add_argument("--private-key", required=True, metavar="KEY.pem", help="EC private key (P-256/P-384) in PEM")
+    sp.add_argument("--signing-certificate", metavar="CERT.pem", help="certificate mode: the key's certificate")
+    sp.add_argument("--certificate-chain", metavar="PEM", action="append", help="certificate mode: intermediates/root (repeatable)")
+    sp.add_argument("-o", "--output", metavar="PATH", help="write the signed wheel here instead of in place")
+    sp.set_defaults(func=cmd_sign)
 
     sp = sub.add_parser("init", help="write pyproject.toml and README.md that package an existing model artifact")
     sp.add_argument("name", metavar="NAME", help="the project (distribution) name, e.g. churn-model")

@@ -32,7 +32,7 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 #: Keys hatchling itself reads from every build hook's table; they are not ours to validate.
 HATCHLING_KEYS = frozenset({"dependencies", "require-runtime-dependencies", "require-runtime-features", "enable-by-default"})
 TOP_KEYS = frozenset({"package", "models", "pin", "allow-globals", "compression"})
-MODEL_KEYS = frozenset({"path", "format", "default", "requires", "description", "metadata", "pin", "allow-globals", "check", "compression", "trust-remote-code"})
+MODEL_KEYS = frozenset({"path", "format", "default", "requires", "description", "metadata", "pin", "allow-globals", "check", "compression", "trust-remote-code", "signature"})
 
 CHECK_KEYS = frozenset({"input", "expected", "tolerance", "method", "timeout"})
 EXAMPLE_SUFFIXES = (".npy", ".csv", ".json")
@@ -88,6 +88,7 @@ class ModelConfig:
     check: CheckConfig | None = None  # the opt-in build-time smoke check
     compression: str | None = None  # how the artifact is stored in the wheel; None: the package's setting
     trust_remote_code: bool = False  # transformers: ship and run the directory's own modelling code
+    signature: Path | None = None  # a model_signing signature of the artifact, shipped as _models/<name>.sig
 
 
 @dataclass(frozen=True)
@@ -230,6 +231,7 @@ def _model(ctx: Ctx, name: Any, spec: Any) -> ModelConfig:
         check=_check(ctx, f"{key}.check", spec["check"]) if "check" in spec else None,
         compression=_compression(ctx, f"{key}.compression", spec.get("compression")),
         trust_remote_code=_flag(ctx, f"{key}.trust-remote-code", spec.get("trust-remote-code", False)),
+        signature=_resolve_path(ctx, f"{key}.signature", spec["signature"]) if "signature" in spec else None,
     )
 
 

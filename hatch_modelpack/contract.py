@@ -58,6 +58,7 @@ MODEL_ENTRY_KEYS = frozenset(
         "details",
         "globals",
         "check",
+        "signature",  # written by a shipped signature or `modelpack sign`; absent when unsigned
     }
 )
 FILE_KEYS = frozenset({"path", "size", "sha256", "chunk_size", "chunks"})

@@ -30,6 +30,17 @@ class CLIError(Exception):
     """A problem the user can fix; printed as one line on stderr with a non-zero exit."""
 
 
+
+def signed_by(signer: dict[str, Any] | None) -> str:
+    """Who the manifest says signed a model (``modelpack verify --public-key`` proves it)."""
+    if not signer:
+        return "unsigned"
+    if signer.get("method") == "key":
+        return f"key sha256:{signer.get('key', '')[:16]}"
+    if signer.get("method") == "certificate":
+        return f"certificate {signer.get('identity') or signer.get('subject')} (sha256:{signer.get('certificate_sha256', '')[:16]})"
+    return str(signer.get("method"))
+
 def _canon(name: str) -> str:
     """The distribution-name comparison key of PEP 503 (the stdlib has none; packaging may be absent)."""
     return re.sub(r"[-_.]+", "-", name).lower()
@@ -348,6 +359,7 @@ def comparable(src: Source) -> dict[str, Any]:
             "description": e.get("description", ""),
             "metadata": dict(e.get("metadata") or {}),
             "pickle_globals": sorted(e.get("globals", [])) if "globals" in e else None,
+            "signature": signed_by(e.get("signature")),
             "details": dict(e.get("details") or {}),
         }
     return {

@@ -15,6 +15,7 @@ from typing import Any
 from hatch_modelpack.analysis import Analysis
 from hatch_modelpack.contract import DATA_DIR, EDITABLE_PREFIX, LOADER_NAME, MANIFEST_NAME
 from hatch_modelpack.manifest import build_manifest, check_archive_paths, dumps
+from hatch_modelpack.signing import ship_signatures
 from hatch_modelpack.wheel_writer import Artifact, choose_compression
 
 
@@ -56,6 +57,8 @@ def plan_wheel(
     manifest = build_manifest(
         pack, analysis.hash_files().models, distribution=distribution, version=version, editable_root=editable_root
     )
+    # Shipped signatures are checked against the manifest's digests and recorded in it before it is written.
+    signatures = ship_signatures(pack, manifest, editable=editable_root is not None)
     generated = [
         GeneratedFile(f"{package}/{LOADER_NAME}", runtime_file("loader.py")),
         GeneratedFile(f"{package}/{MANIFEST_NAME}", dumps(manifest).encode()),
@@ -70,7 +73,7 @@ def plan_wheel(
             generated.append(GeneratedFile(f"{finder}.pth", f"import {finder}\n".encode()))
         return BuildPlan(manifest, tuple(generated), {}, ())
     artifacts = []
-    included: dict[str, str] = {}
+    included: dict[str, str] = dict(signatures)
     for packed in analysis.models:
         mode = packed.config.compression or pack.compression
         for f in packed.files:
@@ -92,5 +95,7 @@ def sdist_includes(analysis: Analysis) -> dict[str, str]:
     out = {}
     for m in analysis.pack.models:
         sources = [m.source, *(m.check.files().values() if m.check is not None else ())]
+        if m.signature is not None:
+            sources.append(m.signature)
         out.update({str(src): src.relative_to(root).as_posix() for src in sources})
     return out
