@@ -166,14 +166,7 @@ class ModelpackBuildHook(BuildHookInterface[BuilderConfig]):
         if not missing:
             return
         build_data["dependencies"].extend(missing)
-        self.app.display_warning(
-            "hatch-modelpack: the models' requirements ("
-            + ", ".join(missing)
-            + ") are written to the wheel's METADATA, but tools that read a project's metadata before "
-            "building it (pip install ./project, uv pip install ./project) will not see them. Add "
-            '`dynamic = ["dependencies"]` to [project] and an empty [tool.hatch.metadata.hooks.modelpack] '
-            "table to pyproject.toml (move your own dependencies into that table's `dependencies`)."
-        )
+        self.app.display_warning(_missing_metadata_hook(missing, self.metadata.dynamic, self.metadata.hatch.metadata.hook_config))
 
     # -- temporary files -------------------------------------------------------------------------
 
@@ -187,3 +180,21 @@ class ModelpackBuildHook(BuildHookInterface[BuilderConfig]):
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
+
+
+def _missing_metadata_hook(missing: list[str], dynamic: list[str], hook_config: dict[str, Any]) -> str:
+    """What breaks without the metadata hook (checked with each tool), and only the steps still missing."""
+    steps = []
+    if "dependencies" not in dynamic:
+        steps.append('add `dynamic = ["dependencies"]` to [project] (moving your own dependencies into the table below)')
+    if "modelpack" not in hook_config:
+        steps.append("add an empty [tool.hatch.metadata.hooks.modelpack] table")
+    return (
+        "hatch-modelpack: the models' requirements ("
+        + ", ".join(missing)
+        + ") are written to the wheel's METADATA only. Installing the built wheel, and pip or pip-tools "
+        "installing this project from source, see them; uv (pip install, pip compile, lock, sync), PDM and "
+        "Poetry do not when they install or lock this project from its directory, a path dependency or its "
+        "sdist, because they read the static [project] table, prepare_metadata_for_build_wheel or PKG-INFO, "
+        "none of which carries them. To fix it, " + " and ".join(steps) + " in pyproject.toml."
+    )

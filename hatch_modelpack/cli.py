@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hatch_modelpack.inspection import (
+    INSTALL_HINT,
     MISSING,
     PROG,
     CLIError,
@@ -29,6 +30,7 @@ from hatch_modelpack.inspection import (
     open_target,
     signed_by,
     verify_source,
+    version_findings,
 )
 
 # -- small helpers --------------------------------------------------------------------------------
@@ -151,15 +153,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
         except ImportError:
             raise CLIError(f"checking signatures needs hatch-modelpack itself in {sys.prefix}: pip install 'hatch-modelpack[sign]' there") from None
         results += signature_results(src, args.public_key, args.certificate_chain or [])
-    bad = [r for r in results if r["status"] != "ok"]
+    versions = version_findings(src)
+    bad = [r for r in results if r["status"] != "ok"] + (versions if args.strict else [])
     if args.json:
-        print(json.dumps({"location": src.label, "ok": not bad, "files": results}, indent=2, sort_keys=True))
+        print(json.dumps({"location": src.label, "ok": not bad, "files": results, "versions": versions}, indent=2, sort_keys=True))
     else:
-        print(table([[r["model"], r["status"].upper(), r["file"]] for r in results], ["MODEL", "STATUS", "FILE"]))
+        print(table([[r["model"], r["status"].upper(), r["file"]] for r in results + versions], ["MODEL", "STATUS", "FILE"]))
+        for v in versions:
+            print(f"model {v['model']!r}: load() will refuse it here: {v['detail']}")
     if bad:
         first = bad[0]
         how = (
-            "run `pip install -e .` again in the project (the artifact changed since the editable install)"
+            "install the versions the model records (pip install the requirements named above)"
+            if first["status"] == "versions"
+            else "run `pip install -e .` again in the project (the artifact changed since the editable install)"
             if src.manifest.get("editable_root")
             else f"reinstall it (pip install --force-reinstall --no-deps {src.meta.get('name') or ''}=={src.meta.get('version') or ''})"
             if isinstance(src, InstalledSource)
@@ -169,7 +176,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"{PROG}: verify failed: {first['file']}: {first['status']}: {first['detail']}{more}; {how}", file=sys.stderr)
         return 1
     if not args.json:
-        print(f"{len(results)} file(s) match the manifest of {src.meta.get('name')} {src.meta.get('version')}")
+        note = f"; {len(versions)} model(s) with framework versions load() refuses (--strict fails on them)" if versions else ""
+        print(f"{len(results)} file(s) match the manifest of {src.meta.get('name')} {src.meta.get('version')}{note}")
     return 0
 
 
@@ -263,6 +271,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     row = [done.model, done.packed.format.name, done.path, ", ".join(done.packed.requires) or "-"]
     print(table([row], ["MODEL", "FORMAT", "PATH", "INFERRED REQUIREMENTS"]))
     print(f"next: cd {done.pyproject.parent} && python -m build && {PROG} inspect dist/*.whl")
+    print(INSTALL_HINT)
     return 0
 
 
@@ -286,6 +295,7 @@ def _parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("verify", help="re-hash an installed package's (or a wheel's) artifacts against its manifest")
     sp.add_argument("target", metavar="PACKAGE")
     sp.add_argument("--json", action="store_true")
+    sp.add_argument("--strict", action="store_true", help="also fail when installed framework versions differ from the recorded ones (load() refuses them)")
     sp.add_argument("--public-key", metavar="PUB.pem", help="also require each model's signature by this key")
     sp.add_argument("--certificate-chain", metavar="PEM", action="append", help="also require a certificate signature chaining to these (repeatable)")
     with_python(sp)

@@ -31,6 +31,13 @@ class CLIError(Exception):
 
 
 
+#: Printed by `modelpack init`; the README's "Install" section says the same at length.
+INSTALL_HINT = (
+    "the build installs hatch-modelpack into its isolated environment, so your front end must find it: "
+    "upload its wheel to your private index, or build it once (`python -m pip wheel --no-deps --wheel-dir "
+    "~/wheels PATH/TO/hatch-modelpack`) and export PIP_FIND_LINKS=~/wheels UV_FIND_LINKS=~/wheels"
+)
+
 def signed_by(signer: dict[str, Any] | None) -> str:
     """Who the manifest says signed a model (``modelpack verify --public-key`` proves it)."""
     if not signer:
@@ -404,3 +411,16 @@ def diff_sources(old: Source, new: Source) -> list[dict[str, Any]]:
     changes: list[dict[str, Any]] = []
     _walk(comparable(old), comparable(new), "", changes)
     return changes
+
+
+def version_findings(src: Source) -> list[dict[str, Any]]:
+    """Installed framework versions that load() would refuse (only an installed package has an environment)."""
+    if not isinstance(src, InstalledSource):
+        return []
+    from hatch_modelpack.runtime.loader import version_problems
+
+    return [
+        {"model": name, "file": str(src.manifest_path), "status": "versions", "detail": "; ".join(problems)}
+        for name, entry in src.manifest["models"].items()
+        if (problems := version_problems(entry))
+    ]

@@ -74,6 +74,7 @@ version = {_toml_str(version)}
 description = {_toml_str(description or f"The {model} model, packaged with hatch-modelpack")}
 readme = "README.md"
 requires-python = {_toml_str(python)}
+license = "LicenseRef-Proprietary"    # or an SPDX expression such as "MIT"
 # The models' run-time requirements are inferred from the artifact at build time by
 # hatch-modelpack's metadata hook, so pip and uv see them before building. Inferred now:
 {inferred}
@@ -108,14 +109,17 @@ def render_readme(
     return f"""# {name}
 
 The `{model}` model (`{rel}`, {fmt} format), packaged as a Python wheel with
-[hatch-modelpack](https://pypi.org/project/hatch-modelpack/). The model version is the package
-version ({version}).
+hatch-modelpack. The model version is the package version ({version}).
 
 Run-time requirements inferred from the artifact (recorded framework versions: {recorded}):
 
 {reqs}
 
 ## Build and publish
+
+The build needs hatch-modelpack where your front end can find it (it is not on PyPI yet): your
+private index, or a directory of wheels named by `PIP_FIND_LINKS` / `UV_FIND_LINKS` (see
+hatch-modelpack's README, "Install").
 
 ```console
 python -m build                       # dist/{package}-{version}-py3-none-any.whl and the sdist

@@ -169,7 +169,11 @@ def test_verify_installed_detects_tampering(versions, wheelhouse, venv):
     env.install("--no-deps", str(versions["1.3.0"]))
     artifact = env.site_packages() / "churn_model" / "_models" / "churn" / "churn.joblib"
     # Run the CLI of this checkout inside that env (which has no hatch-modelpack) through --python.
-    assert cli("verify", "--python", str(env.python), "churn_model").returncode == 0
+    ok = cli("verify", "--python", str(env.python), "churn_model")
+    # --no-deps: no scikit-learn here, so load() would refuse; verify says so, and fails with --strict.
+    assert "VERSIONS" in ok.stdout and "scikit-learn is not installed" in ok.stdout and "--strict" in ok.stdout
+    err = one_line_error(cli("verify", "--strict", "--python", str(env.python), "churn_model", check=False))
+    assert "versions" in err and "scikit-learn is not installed" in err and "install the versions the model records" in err
     tamper(artifact, artifact.read_bytes()[:-1] + b"\x00")
     err = one_line_error(cli("verify", "--python", str(env.python), "churn_model", check=False))
     assert str(artifact) in err and "mismatch" in err and "pip install --force-reinstall --no-deps churn-model==1.3.0" in err

@@ -204,21 +204,7 @@ class _Pack:
 
     def check_versions(self, name: Optional[str]) -> None:
         entry = self.entry(name)
-        problems = []
-        for check in entry.get("version_checks", []):
-            dist = check["distribution"]
-            installed = _installed_version(dist)
-            if installed is None:
-                problems.append(f"{dist} is not installed (the artifact records {check['recorded']}, needs {check['requirement']})")
-                continue
-            have = _release(installed)
-            for op, version in check["clauses"]:
-                if not _COMPARE[op](have, _release(version)):
-                    problems.append(
-                        f"{dist} {installed} is installed, but the artifact was recorded with {dist} "
-                        f"{check['recorded']} and needs {check['requirement']}"
-                    )
-                    break
+        problems = version_problems(entry)
         if problems:
             raise VersionMismatchError(
                 f"model {entry['name']!r} of {self.manifest.get('distribution')} {self.manifest.get('version')}: "
@@ -243,6 +229,29 @@ class _Pack:
                 "rebuild the package with the hatch-modelpack version that wrote it"
             )
         return loader(artifact, entry, kwargs)
+
+
+def version_problems(entry: Dict[str, Any]) -> List[str]:
+    """How the installed framework versions miss what a model entry records (empty: they match).
+
+    Also used by ``modelpack verify``, so a Docker build catches what load() would refuse.
+    """
+    problems = []
+    for check in entry.get("version_checks", []):
+        dist = check["distribution"]
+        installed = _installed_version(dist)
+        if installed is None:
+            problems.append(f"{dist} is not installed (the artifact records {check['recorded']}, needs {check['requirement']})")
+            continue
+        have = _release(installed)
+        for op, version in check["clauses"]:
+            if not _COMPARE[op](have, _release(version)):
+                problems.append(
+                    f"{dist} {installed} is installed, but the artifact was recorded with {dist} "
+                    f"{check['recorded']} and needs {check['requirement']}"
+                )
+                break
+    return problems
 
 
 #: Distributions that install the same import package under another name; the check accepts any of them.
