@@ -20,11 +20,11 @@ import math
 from typing import Any
 
 import numpy as np
-from mlserver import MLModel
-from mlserver.errors import InferenceError, MLServerError
-from mlserver.logging import logger
-from mlserver.settings import ModelSettings
-from mlserver.types import (
+from mlserver import MLModel  # type: ignore[import-untyped,import-not-found,unused-ignore]
+from mlserver.errors import InferenceError, MLServerError  # type: ignore[import-untyped,import-not-found,unused-ignore]
+from mlserver.logging import logger  # type: ignore[import-untyped,import-not-found,unused-ignore]
+from mlserver.settings import ModelSettings  # type: ignore[import-untyped,import-not-found,unused-ignore]
+from mlserver.types import (  # type: ignore[import-untyped,import-not-found,unused-ignore]
     InferenceRequest,
     InferenceResponse,
     MetadataModelResponse,
@@ -41,7 +41,7 @@ class RequestError(ValueError):
     """The request does not fit the model; becomes an InferenceError (400) naming the expected inputs."""
 
 
-class ModelpackRuntime(MLModel):
+class ModelpackRuntime(MLModel):  # type: ignore[misc]
     """Serves one model of an installed model package; see the module docstring."""
 
     def __init__(self, settings: ModelSettings) -> None:
@@ -211,8 +211,7 @@ class ModelpackRuntime(MLModel):
             raise RequestError(f"input {names[0]!r} has {arr.shape[1]} features per row, not {sig.n_features}")
         if not sig.features:
             return arr
-        import pandas as pd
-
+        pd = importlib.import_module("pandas")
         frame = pd.DataFrame(arr, columns=sig.features)
         if arr.dtype == object:  # a BYTES tensor of mixed columns: numbers where every value parses
             for col in frame.columns:
@@ -221,8 +220,7 @@ class ModelpackRuntime(MLModel):
         return frame
 
     def _frame_from_columns(self, inputs: list[RequestInput]) -> Any:
-        import pandas as pd
-
+        pd = importlib.import_module("pandas")
         features = self._signature.features
         names = [i.name for i in inputs]
         if not features:
@@ -293,8 +291,7 @@ class ModelpackRuntime(MLModel):
         return [_response_output(n, v) for n, v in zip(names, values, strict=True)]
 
     def _predict_savedmodel(self, payload: InferenceRequest) -> list[ResponseOutput]:
-        import tensorflow as tf
-
+        tf = importlib.import_module("tensorflow")
         feed = self._named_feed(payload)
         names = self._wanted_outputs(payload)
         try:
@@ -316,8 +313,7 @@ class ModelpackRuntime(MLModel):
             if self._signature.platform == "keras":
                 value = self._model.predict_on_batch(args[0] if len(args) == 1 else args)
             else:  # torchscript / pt2: torch tensors in, tensors out
-                import torch
-
+                torch = importlib.import_module("torch")
                 module = self._model.module() if hasattr(self._model, "module") else self._model
                 with torch.no_grad():
                     value = module(*[torch.from_numpy(np.ascontiguousarray(a)) for a in args])

@@ -115,7 +115,8 @@ def describe(entry: dict[str, Any]) -> Signature:
         features = [str(f) for f in features] if isinstance(features, list) and features else None
         n = schema.get("n_features")
         n = n if isinstance(n, int) else (len(features) if features else None)
-        dtypes = schema.get("dtypes") if isinstance(schema.get("dtypes"), dict) else {}
+        recorded = schema.get("dtypes")
+        dtypes: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
         if features:
             inputs = []
             for f in features:

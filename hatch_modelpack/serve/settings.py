@@ -117,9 +117,9 @@ def serve(
 ) -> int:
     """Start MLServer in this process with every model of the package; returns when it stops (SIGTERM)."""
     try:
-        from mlserver import MLServer
-        from mlserver.cli.serve import load_settings
-        from mlserver.logging import configure_logger
+        from mlserver import MLServer  # type: ignore[import-untyped,import-not-found,unused-ignore]
+        from mlserver.cli.serve import load_settings  # type: ignore[import-untyped,import-not-found,unused-ignore]
+        from mlserver.logging import configure_logger  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError:
         raise ServeError('MLServer is not installed here; pip install "hatch-modelpack[serve]"') from None
     find_package(package)  # fail before starting anything
