@@ -218,6 +218,7 @@ def test_metadata_answers_from_the_manifest(server: Server) -> None:
     assert status == 200, meta
     assert meta["name"] == "pipe" and meta["versions"] == [VERSION] and meta["platform"] == "joblib"
     assert [i["name"] for i in meta["inputs"]] == ["tenure", "charges", "plan"]
+    assert meta["inputs"][2]["datatype"] == "BYTES"  # from the fitted encoder's categories
     assert meta["parameters"]["content_type"] == "pd"
     assert {o["name"] for o in meta["outputs"]} == {"predict", "predict_proba"}
     status, meta = http("GET", f"{server.url}/v2/models/onx")

@@ -56,6 +56,7 @@ class ModelpackRuntime(MLModel):  # type: ignore[misc]
             )
         self._package = str(package)
         self._model_name = str(extra.get("model") or settings.name)
+        self._distribution = str(extra.get("distribution") or package)
         # The package's generated loader: stdlib only, so importing it here imports no framework.
         self._pack: Any = importlib.import_module(f"{self._package}._modelpack")
         self._entry: dict[str, Any] = self._pack.metadata(self._model_name)
@@ -98,10 +99,10 @@ class ModelpackRuntime(MLModel):  # type: ignore[misc]
         return True
 
     def _entry_distribution(self) -> str:
-        return str(self._pack._PACK.manifest.get("distribution") or self._package)
+        return self._distribution
 
     def _installed_version(self) -> str:
-        return str(self._pack._PACK.manifest.get("version"))
+        return str(self._pack.__version__)
 
     def _make_call(self, model: Any) -> Any:
         kind, fmt = self._signature.kind, self._signature.platform
@@ -120,6 +121,12 @@ class ModelpackRuntime(MLModel):  # type: ignore[misc]
     def _describe_outputs(self, model: Any) -> None:
         if self._signature.kind != "estimator":
             return
+        categorical = _categorical_columns(model)
+        if categorical and self.inputs:
+            self.inputs = [
+                MetadataTensor(name=t.name, datatype=categorical[t.name], shape=t.shape) if t.name in categorical else t
+                for t in self.inputs
+            ]
         classes = getattr(model, "classes_", None)
         outputs = [
             _tensor_meta("predict", np.asarray(classes).dtype if classes is not None else np.dtype("float64"), [-1])
@@ -387,6 +394,22 @@ def _fit(arr: np.ndarray, want: Tensor) -> np.ndarray:
     if arr.dtype == np.float64:
         return arr.astype(np.float32)  # Keras and torch models take float32 unless recorded otherwise
     return arr
+
+
+def _categorical_columns(model: Any) -> dict[str, str]:
+    """Columns a fitted ColumnTransformer (first step of a Pipeline) sends to an encoder, with the
+    datatype of the categories it learnt: the pickle does not record input dtypes, the encoder does."""
+    first = model.steps[0][1] if hasattr(model, "steps") and model.steps else model
+    out: dict[str, str] = {}
+    for _name, transformer, columns in getattr(first, "transformers_", None) or []:
+        encoder = transformer.steps[0][1] if hasattr(transformer, "steps") and transformer.steps else transformer
+        categories = getattr(encoder, "categories_", None)
+        if categories is None or not isinstance(columns, (list, tuple)) or len(columns) != len(categories):
+            continue
+        for column, cats in zip(columns, categories, strict=True):
+            if isinstance(column, str):
+                out[column] = _v2_datatype(np.asarray(cats).dtype)
+    return out
 
 
 def _v2_datatype(dtype: np.dtype) -> str:
