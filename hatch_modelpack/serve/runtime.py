@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import importlib
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -63,6 +64,8 @@ class ModelpackRuntime(MLModel):  # type: ignore[misc]
         self._signature: Signature = describe(self._entry)
         self._model: Any = None
         self._call: Any = None
+        self._serialise = self._signature.platform in ("keras", "savedmodel", "torchscript", "pt2")
+        self._lock = threading.Lock()
         if not settings.platform:
             settings.platform = self._signature.platform
         if not settings.inputs:
@@ -163,12 +166,18 @@ class ModelpackRuntime(MLModel):  # type: ignore[misc]
         if self._call is None:
             raise InferenceError(f"model {self._model_name!r} is not loaded")
         try:
-            outputs = self._call(payload)
+            # Off the event loop, so health checks answer during a long prediction and requests overlap
+            # (scikit-learn and onnxruntime release the GIL); TensorFlow and torch models one at a time.
+            outputs = await asyncio.to_thread(self._call_locked if self._serialise else self._call, payload)
         except RequestError as exc:
             raise InferenceError(
                 f"model {self._model_name!r}: {exc}. It expects {self._signature.expected()}."
             ) from None
         return InferenceResponse(model_name=self.name, model_version=self.version, id=payload.id, outputs=outputs)
+
+    def _call_locked(self, payload: InferenceRequest) -> list[ResponseOutput]:
+        with self._lock:
+            return self._call(payload)  # type: ignore[no-any-return]
 
     def _predict_estimator(self, payload: InferenceRequest) -> list[ResponseOutput]:
         methods = self._estimator_methods(payload)
