@@ -121,21 +121,26 @@ def test_dockerfile_builds_verifies_and_serves_with_podman(
     tag = f"localhost/churn-service-test:{uuid.uuid4().hex[:10]}"
     name = f"churn-service-test-{uuid.uuid4().hex[:10]}"
     try:
+        build_started = time.monotonic()
         built = run(
             ["podman", "build", "--network", "none", "--build-arg", f"BASE={base}", "-t", tag, str(context)],
             env=podman,
             timeout=1800,
         )
         assert "verified 1.2.0 ('churn',)" in built.stdout + built.stderr
+        size = int(run(["podman", "image", "inspect", "--format", "{{.Size}}", tag], env=podman).stdout.strip())
+        print(f"\nimage: {size / 1e6:.0f} MB, built in {time.monotonic() - build_started:.0f} s")  # shown with -s
         port = free_port()
         run(["podman", "run", "-d", "--init", "--name", name, "-p", f"127.0.0.1:{port}:8080", tag], env=podman)
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 300
         while status_of(f"{url}/v2/models/churn/ready") != 200:
-            state = run(["podman", "inspect", "-f", "{{.State.Running}}", name], env=podman).stdout.strip()
-            if state != "true" or time.monotonic() > deadline:
+            state = run(
+                ["podman", "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} {{.State.Error}}", name], env=podman
+            ).stdout.strip()
+            if state.startswith(("exited", "stopped")) or time.monotonic() > deadline:
                 logs = run(["podman", "logs", name], env=podman, check=False)
-                raise AssertionError(f"the container did not become ready:\n{logs.stdout}{logs.stderr}")
+                raise AssertionError(f"the container did not become ready ({state}):\n{logs.stdout}{logs.stderr}")
             time.sleep(0.5)
         status, meta = http("GET", f"{url}/v2/models/churn")
         assert status == 200 and meta["versions"] == ["1.2.0"] and meta["platform"] == "joblib"
