@@ -5,6 +5,8 @@ pipeline, an ONNX graph and a Keras model). It is installed into a fresh venv to
 ``hatch-modelpack[serve]`` from the plugin wheel built from this checkout (MLServer lives in that
 venv, not in the shared interpreter: its protobuf/pandas pins would clash with the test extra).
 Servers listen on 127.0.0.1 with free HTTP, gRPC and metrics ports; every test stops what it started.
+The venv and the shared server are session fixtures: under xdist a worker may run other modules' tests
+in between, and module fixtures would be built again each time.
 """
 
 from __future__ import annotations
@@ -117,7 +119,7 @@ class Served:
         return self.venv / "bin"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def served(tmp_path_factory: pytest.TempPathFactory, build_env: dict[str, str], wheelhouse: Path) -> Served:
     """The four-model wheel, built and installed with hatch-modelpack[serve] into a fresh venv."""
     work = tmp_path_factory.mktemp("serve")
@@ -153,7 +155,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, build_env: dict[str, str], 
     return Served(venv, site, json.loads((root / "expected.json").read_text()), work)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server(served: Served) -> Iterator[Server]:
     """`modelpack serve serve-models` on free ports, all four models ready."""
     port = free_port()
