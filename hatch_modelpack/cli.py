@@ -332,7 +332,29 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--description", default="", help="one line describing what the model predicts")
     sp.add_argument("--force", action="store_true", help="overwrite existing pyproject.toml / README.md")
     sp.set_defaults(func=cmd_init)
+
+    sp = sub.add_parser("serve", help="serve every model of an installed package with MLServer (V2 protocol); needs hatch-modelpack[serve]")
+    sp.add_argument("package", metavar="PACKAGE")
+    sp.add_argument("--host", default="127.0.0.1")
+    sp.add_argument("--port", type=int, default=8080, help="HTTP port (default: 8080)")
+    sp.add_argument("--grpc-port", type=int, default=8081, help="gRPC port (default: 8081)")
+    sp.add_argument("--metrics-port", type=int, default=8082, help="Prometheus metrics port (default: 8082)")
+    sp.add_argument("--settings-only", metavar="DIR", help="write MLServer settings to DIR for `mlserver start DIR` instead of serving")
+    sp.set_defaults(func=cmd_serve)
     return p
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from hatch_modelpack.serve import ServeError, serve, write_settings
+
+    try:
+        if args.settings_only:
+            for path in write_settings(args.package, Path(args.settings_only)):
+                print(path)
+            return 0
+        return serve(args.package, args.host, args.port, args.grpc_port, args.metrics_port)
+    except ServeError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def _strip_python(argv: list[str]) -> list[str]:
