@@ -187,7 +187,8 @@ def analyse(pack: PackConfig, *, hash_files: bool = True) -> list[PackedModel]:
         fmt = detect(m.source, m.format, label, key)
         inspection = fmt.inspect(m.source, label)
         if inspection.globals is not None:
-            findings = check_globals(inspection.globals, pack.package, (*pack.allow_globals, *m.allow_globals))
+            allow = (*pack.allow_globals, *m.allow_globals)
+            findings = check_globals(inspection.globals, pack.package, allow, uses=inspection.uses, root=pack.root)
             if findings:
                 lines = "; ".join(f"{f.name} {f.reason}" for f in findings)
                 overridable = [f.name for f in findings if f.overridable]

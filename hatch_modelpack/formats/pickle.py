@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from hatch_modelpack.errors import ArtifactError, ScanError
+from hatch_modelpack.errors import ScanError
 from hatch_modelpack.formats import Format, Inspection
 from hatch_modelpack.requirements import distribution_for_module
-from hatch_modelpack.scanning import ScanResult, scan_file, sklearn_input_schema
+from hatch_modelpack.scanning import ScanResult, one_version, scan_file, sklearn_input_schema
 
 _SAVE = {"joblib": "joblib.dump(model, path)", "pickle": "pickle.dump(model, f, protocol=5)"}
 
@@ -51,20 +51,16 @@ def inspect_pickled(path: Path, label: str, kind: str) -> Inspection:
         requires.discard("numpy")
     frameworks = {}
     for dist, versions in result.recorded_versions.items():
-        if len(versions) > 1:
-            raise ArtifactError(
-                f"{label}: records several {dist} versions ({', '.join(sorted(versions))}); estimators pickled "
-                f"under different {dist} releases cannot all load under one. Load the model with one {dist} "
-                "version and save it again."
-            )
-        frameworks[dist] = next(iter(versions))
+        version = one_version(label, dist, versions)
+        if version is not None:
+            frameworks[dist] = version
     details: dict[str, Any] = {"protocol": result.protocol, "compression": result.compression}
     schema = sklearn_input_schema(result.root)
     if schema:
         details["input_schema"] = schema
     if result.nested_pickles:
         details["nested_pickles"] = result.nested_pickles
-    return Inspection(requires=sorted(requires), frameworks=frameworks, details=details, globals=set(result.globals))
+    return Inspection(requires=sorted(requires), frameworks=frameworks, details=details, globals=set(result.globals), uses={g: set(u) for g, u in result.uses.items()})
 
 
 class PickleFormat(Format):

@@ -57,6 +57,8 @@ def wrapper_layout(state: object, fail: Fail) -> Layout:
         raise fail("a NumpyArrayWrapper with an unexpected order or allow_mmap")
     dtype = fields["dtype"]
     if has_object(dtype, fail, 0):
+        if fields["allow_mmap"]:  # joblib would try to map it instead of reading the nested pickle
+            raise fail("a NumpyArrayWrapper of objects that claims it may be memory-mapped")
         return Layout(nested_pickle=True)
     alignment = fields.get("numpy_array_alignment_bytes")
     if alignment is not None and type(alignment) is not int:

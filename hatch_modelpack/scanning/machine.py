@@ -304,6 +304,8 @@ class Machine:
         if isinstance(args, tuple) and len(args) == 1 and type(args[0]) is bytes:
             self.probe_bytes(args[0])
             return
+        if isinstance(args, tuple) and len(args) == 1 and isinstance(args[0], Call) and str(args[0].func) in _BYTES_MAKERS:
+            return  # bytearray(_codecs.encode(...)): the inner call's bytes were checked already
         if isinstance(args, tuple) and len(args) == 2 and type(args[0]) is str and type(args[1]) is str:
             if args[1].lower() in _LATIN1:
                 try:
