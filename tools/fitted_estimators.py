@@ -63,6 +63,8 @@ def _fit(est: Any) -> tuple[Any, Any]:
     from sklearn.utils.estimator_checks import _enforce_estimator_tags_X, _enforce_estimator_tags_y
 
     X, y_class, y_reg = _data()
+    if est.get_params(deep=False).get("random_state", 0) is None:
+        est.set_params(random_state=0)  # predictions that draw random numbers repeat
     tags = get_tags(est)
     if tags.input_tags.string and not tags.input_tags.two_d_array:
         X = [f"word{i % 7} other{i % 3} text" for i in range(N_SAMPLES)]
@@ -112,3 +114,13 @@ def fitted_estimators() -> Iterator[tuple[str, Any, Any, BaseException | None]]:
                     yield name, None, None, exc
                     continue
             yield name, fitted, X, None
+
+
+def fit_one(name: str) -> tuple[Any, Any]:
+    """The fitted estimator called ``name`` and an input for it (raises what fitting raises)."""
+    from sklearn.utils import all_estimators
+
+    cls = dict(all_estimators())[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _fit(_instances(name, cls)[0])
