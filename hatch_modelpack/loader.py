@@ -445,6 +445,11 @@ def _restricted_joblib_load(artifact: Path, entry: Dict[str, Any], kwargs: Dict[
     def load_build(self: Any) -> None:
         pickle._Unpickler.load_build(self)
         top = self.stack[-1]
+        if isinstance(top, npp.NumpyArrayWrapper) and top.dtype.hasobject != _holds_objects(top.dtype):
+            raise IntegrityError(
+                f"{artifact}: a joblib array's dtype claims {'' if top.dtype.hasobject else 'not '}to hold objects "
+                "against its kind; the file was crafted to be read differently. Nothing of it was loaded"
+            )
         if isinstance(top, npp.NumpyArrayWrapper) and top.dtype.hasobject:
             self.stack[-1] = InnerUnpickler(self.file_handle).load()  # not an unrestricted inner pickle.load
         elif isinstance(top, (npp.NumpyArrayWrapper, npp.NDArrayWrapper)):
@@ -464,6 +469,15 @@ def _restricted_joblib_load(artifact: Path, entry: Dict[str, Any], kwargs: Dict[
             except TypeError:  # joblib before 1.5 has no ensure_native_byte_order
                 unpickler = RestrictedNumpyUnpickler(str(artifact), fobj, mmap_mode=validated)
             return unpickler.load()
+
+
+def _holds_objects(dt: Any) -> bool:
+    """Whether a dtype's kind (not its pickled flags) says it holds Python objects."""
+    if dt.fields:
+        return any(_holds_objects(spec[0]) for spec in dt.fields.values())
+    if dt.subdtype:
+        return _holds_objects(dt.subdtype[0])
+    return bool(dt.kind == "O" or type(dt).__name__ == "StringDType")
 
 
 def _joblib_read(unpickler: Any, npp: Any) -> None:
