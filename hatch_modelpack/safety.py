@@ -297,6 +297,8 @@ def _always_refused(g: Global) -> str | None:
             return f"reaches the special attribute {seg}"
         if seg in MODULE_ALIASES:
             return f"reaches the {seg} module through an attribute"
+    if g.module == "_codecs":
+        return "is a codec internal (only _codecs.encode, for protocol 0-2 bytes, is on the reviewed list)"
     if g.module == "__main__":
         return (
             "is defined in the training script's __main__, which a service cannot import; move it into "

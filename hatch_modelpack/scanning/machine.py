@@ -207,11 +207,15 @@ class Machine:
     def _probe(self, stream: Stream) -> None:
         """Refuse bytes that begin a pickle which imports something: a later ``loads`` would run it."""
         if self.depth >= NESTING_LIMIT:
+            if self.probe:
+                raise _NestedPickle  # fail closed: too deep to tell
             raise self.fail(f"byte strings nested more than {NESTING_LIMIT} levels deep")
         scratch = ScanResult(kind="pickle", compression=None, protocol=0)
         try:
             Machine(stream, scratch, joblib=False, depth=self.depth + 1, probe=True).run()
         except _NestedPickle:
+            if self.probe:
+                raise  # a pickle inside a pickle inside bytes: the outer bytes are a nested pickle too
             raise self.fail(
                 "a byte string in the stream is itself a pickle that imports globals; a later pickle.loads "
                 "of it would run code this scan cannot vouch for. Save the model without pickles nested in bytes"
