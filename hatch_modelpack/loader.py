@@ -16,7 +16,7 @@ import os
 import threading
 from importlib import import_module
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 
 __all__ = [
     "CheckError",
@@ -362,7 +362,7 @@ def _load_pickle(artifact: Path, entry: Dict[str, Any], kwargs: Dict[str, Any]) 
 # the build did not record raises IntegrityError before it is imported, let alone called.
 
 
-def _recorded_globals(artifact: Path, entry: Dict[str, Any]) -> "frozenset[str]":
+def _recorded_globals(artifact: Path, entry: Dict[str, Any]) -> FrozenSet[str]:
     recorded = entry.get("globals")
     if not isinstance(recorded, list):
         raise IntegrityError(
@@ -380,7 +380,7 @@ def _refuse_global(artifact: Path, entry: Dict[str, Any], full: str) -> Integrit
     )
 
 
-def _checked_global(unpickler: Any, module: str, name: str, allowed: "frozenset[str]", artifact: Path, entry: Dict[str, Any]) -> Any:
+def _checked_global(unpickler: Any, module: str, name: str, allowed: FrozenSet[str], artifact: Path, entry: Dict[str, Any]) -> Any:
     """find_class for both unpicklers: the name after pickle's Python 2 mapping, as the build resolved it."""
     compat = import_module("_compat_pickle")
     mapped = (module, name)
@@ -397,7 +397,7 @@ def _checked_global(unpickler: Any, module: str, name: str, allowed: "frozenset[
     return None
 
 
-def _guarded_getattr(allowed: "frozenset[str]", artifact: Path, entry: Dict[str, Any]) -> Callable[[Any, str], Any]:
+def _guarded_getattr(allowed: FrozenSet[str], artifact: Path, entry: Dict[str, Any]) -> Callable[[Any, str], Any]:
     """getattr for ``getattr(SomeClass, "name")`` (how bound classmethods pickle): recorded names only."""
 
     def getattr_(owner: Any, attr: str) -> Any:
@@ -456,19 +456,18 @@ def _restricted_joblib_load(artifact: Path, entry: Dict[str, Any], kwargs: Dict[
             _joblib_read(self, npp)
 
     class RestrictedNumpyUnpickler(npp.NumpyUnpickler):  # type: ignore[misc,name-defined]
-        dispatch = dict(npp.NumpyUnpickler.dispatch)
+        dispatch = dict(npp.NumpyUnpickler.dispatch)  # noqa: RUF012 - pickle._Unpickler's own table, copied
         dispatch[pickle.BUILD[0]] = load_build
 
     RestrictedNumpyUnpickler.find_class = find_class  # type: ignore[method-assign]
-    with _open_verified(artifact) as f:
-        with npp._validate_fileobject_and_memmap(f, str(artifact), mmap_mode) as (fobj, validated):
-            if isinstance(fobj, str):
-                raise IntegrityError(f"{artifact}: is in joblib's format from before 0.10, which this loader refuses")
-            try:
-                unpickler = RestrictedNumpyUnpickler(str(artifact), fobj, native, mmap_mode=validated)
-            except TypeError:  # joblib before 1.5 has no ensure_native_byte_order
-                unpickler = RestrictedNumpyUnpickler(str(artifact), fobj, mmap_mode=validated)
-            return unpickler.load()
+    with _open_verified(artifact) as f, npp._validate_fileobject_and_memmap(f, str(artifact), mmap_mode) as (fobj, validated):
+        if isinstance(fobj, str):
+            raise IntegrityError(f"{artifact}: is in joblib's format from before 0.10, which this loader refuses")
+        try:
+            unpickler = RestrictedNumpyUnpickler(str(artifact), fobj, native, mmap_mode=validated)
+        except TypeError:  # joblib before 1.5 has no ensure_native_byte_order
+            unpickler = RestrictedNumpyUnpickler(str(artifact), fobj, mmap_mode=validated)
+        return unpickler.load()
 
 
 def _holds_objects(dt: Any) -> bool:

@@ -48,9 +48,10 @@ def _lookup(body: list[ast.stmt], name: str) -> str:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             if any(isinstance(t, ast.Name) and t.id == name for t in targets):
                 verdict = LAMBDA if isinstance(node.value, ast.Lambda) else NOT_DEFINED
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            if any((a.asname or a.name.split(".")[0]) == name for a in node.names):
-                verdict = NOT_DEFINED
+        elif isinstance(node, (ast.Import, ast.ImportFrom)) and any(
+            (a.asname or a.name.split(".")[0]) == name for a in node.names
+        ):
+            verdict = NOT_DEFINED
     return verdict
 
 

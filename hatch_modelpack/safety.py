@@ -307,7 +307,7 @@ def _always_refused(g: Global) -> str | None:
     return None
 
 
-def _listed(g: Global, needed: set[str]) -> Finding | None | bool:
+def _listed(g: Global, needed: set[str]) -> Finding | bool | None:
     """The allowlist's verdict: True (admitted), a Finding, or None (not on the list)."""
     allowlist = load_allowlist()
     if g.key in allowlist.refused:
@@ -329,7 +329,7 @@ def _listed(g: Global, needed: set[str]) -> Finding | None | bool:
 _USE_TEXT = "call: called while unpickling; built: an object a call of it made is then modified"
 
 
-def _own(g: Global, package: str, root: Path | None) -> Finding | None | bool:
+def _own(g: Global, package: str, root: Path | None) -> Finding | bool | None:
     """The package's own names: admitted where its source defines them."""
     if not _module_match(g.module, package):
         return None

@@ -48,7 +48,16 @@ def wrapper(state_items: list[tuple[bytes, bytes]], buffer: bytes = b"", cls: by
 
 def dtype(spec: str, flags: int, endian: str = "<") -> bytes:
     """A pickled numpy.dtype with an explicit flags field (the 8th item of its state)."""
-    st = t(b"K\x03", s(endian), b"N", b"N", b"N", b"J" + struct.pack("<i", -1), b"J" + struct.pack("<i", -1), b"J" + struct.pack("<i", flags))
+    st = t(
+        b"K\x03",
+        s(endian),
+        b"N",
+        b"N",
+        b"N",
+        b"J" + struct.pack("<i", -1),
+        b"J" + struct.pack("<i", -1),
+        b"J" + struct.pack("<i", flags),
+    )
     return call(g("numpy", "dtype"), s(spec), b"\x89", b"\x88") + st + b"b"
 
 

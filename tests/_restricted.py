@@ -14,7 +14,9 @@ from hatch_modelpack.safety import Finding, check_globals
 from hatch_modelpack.scanning import ScanResult, scan_file
 
 
-def scan_and_check(path: Path, kind: str, package: str = "churn_model", allow: tuple[str, ...] = (), root: Path | None = None) -> tuple[ScanResult, list[Finding]]:
+def scan_and_check(
+    path: Path, kind: str, package: str = "churn_model", allow: tuple[str, ...] = (), root: Path | None = None
+) -> tuple[ScanResult, list[Finding]]:
     result = scan_file(path, kind)
     return result, check_globals(result.globals, package, allow, uses=result.uses, root=root)
 

@@ -181,7 +181,7 @@ def test_custom_classes_and_functions_defined_in_the_package(tmp_path, own_packa
 
 
 def test_a_lambda_in_the_package_is_refused_with_the_fix(tmp_path, own_package):
-    root, features = own_package
+    root, _features = own_package
     path = tmp_path / "m.pkl"
     # pickle.dump cannot write a lambda by name (load() could not import it); a stream can still name it
     path.write_bytes(b"\x80\x02cchurn_model.features\nhalve\n.")

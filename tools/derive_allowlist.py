@@ -25,6 +25,7 @@ library; review the diff, then run without ``--check`` to write it).
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import inspect
 import io
@@ -99,34 +100,111 @@ def _corpus() -> list[tuple[str, Any]]:
     rng = np.random.default_rng(0)
     values: list[tuple[str, Any]] = [
         ("frame", frame),
-        ("frame_python_strings", [frame.astype({"text": pd.StringDtype("python")}), pd.Series(["a", None], dtype="string[python]"),
-                                  pd.Series(["a", "b"], dtype=pd.StringDtype("python", na_value=np.nan))]),
+        (
+            "frame_python_strings",
+            [
+                frame.astype({"text": pd.StringDtype("python")}),
+                pd.Series(["a", None], dtype="string[python]"),
+                pd.Series(["a", "b"], dtype=pd.StringDtype("python", na_value=np.nan)),
+            ],
+        ),
         ("frame_pyarrow_strings", frame.astype({"text": pd.StringDtype("pyarrow")}) if _has("pyarrow") else frame),
         ("column_transformer", make_pipeline(ct).fit(frame[["num", "text", "cat"]], y)),
         ("hgb_categorical", hgb.fit(frame[["num", "cat"]], y)),
-        ("hgb_categorical_mask", HistGradientBoostingClassifier(categorical_features=[True, False], max_iter=5).fit(np.column_stack([y, np.linspace(0, 1, n)]), y)),
+        (
+            "hgb_categorical_mask",
+            HistGradientBoostingClassifier(categorical_features=[True, False], max_iter=5).fit(
+                np.column_stack([y, np.linspace(0, 1, n)]), y
+            ),
+        ),
         ("function_partial", FunctionTransformer(functools.partial(np.clip, a_min=0, a_max=1)).fit(np.ones((3, 2)))),
         ("function_ufunc", FunctionTransformer(np.log1p, inverse_func=np.expm1).fit(np.ones((3, 2)))),
-        ("arrays", [np.array(["a", None], dtype=object), np.ma.masked_array([1.0, 2.0], mask=[0, 1]),
-                    np.array(["2024-01-01"], dtype="datetime64[ns]"), np.array([1], dtype="timedelta64[s]"),
-                    np.array(["x", "yy"], dtype=np.dtypes.StringDType()), np.array([(1, 2.0)], dtype="i4,f8"),
-                    np.array(["ab"], dtype="U2"), np.float32(1), np.int64(2), np.bool_(True), np.complex128(1j)]),
-        ("random", [np.random.RandomState(0), rng, np.random.Generator(np.random.MT19937(1)),
-                    np.random.Generator(np.random.Philox(1)), np.random.Generator(np.random.SFC64(1)), np.random.SeedSequence(3)]),
-        ("sparse", [sp.csr_matrix(np.eye(3)), sp.csc_matrix(np.eye(3)), sp.coo_matrix(np.eye(3)), sp.lil_matrix(np.eye(3)),
-                    sp.dok_matrix(np.eye(3)), sp.bsr_matrix(np.eye(3)), sp.dia_matrix(np.eye(3)), sp.csr_array(np.eye(3)),
-                    sp.csc_array(np.eye(3)), sp.coo_array(np.eye(3))]),
-        ("stdlib", [pathlib.PurePosixPath("/a"), pathlib.PosixPath("/a"), pathlib.PureWindowsPath("c:/a"),
-                    types.SimpleNamespace(a=1), collections.OrderedDict(a=1), collections.defaultdict(list, a=[1]),
-                    collections.Counter("aab"), collections.deque([1]), datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
-                    datetime.date(2024, 1, 1), datetime.time(1), datetime.timedelta(1), decimal.Decimal("1.5"),
-                    fractions.Fraction(1, 3), uuid.UUID(int=1), {1, 2}, frozenset({1}), slice(1, 2), range(3),
-                    bytearray(b"ab"), complex(1, 2), zoneinfo.ZoneInfo("Europe/Paris"), Ellipsis, NotImplemented]),
-        ("pandas_misc", [pd.Series([1.0, 2.0], index=pd.MultiIndex.from_tuples([("a", 1), ("b", 2)])),
-                         pd.Timestamp("2024-01-01", tz="Europe/Paris"), pd.Timedelta("1D"), pd.Interval(0, 1),
-                         pd.Period("2024-01", freq="M"), pd.period_range("2024-01", periods=2, freq="M"),
-                         pd.interval_range(0, 2), pd.Series(pd.array([True, None], dtype="boolean")),
-                         pd.Series(pd.array([1.5, None], dtype="Float64")), pd.CategoricalIndex(["a", "b"])]),
+        (
+            "arrays",
+            [
+                np.array(["a", None], dtype=object),
+                np.ma.masked_array([1.0, 2.0], mask=[0, 1]),
+                np.array(["2024-01-01"], dtype="datetime64[ns]"),
+                np.array([1], dtype="timedelta64[s]"),
+                np.array(["x", "yy"], dtype=np.dtypes.StringDType()),
+                np.array([(1, 2.0)], dtype="i4,f8"),
+                np.array(["ab"], dtype="U2"),
+                np.float32(1),
+                np.int64(2),
+                np.bool_(True),
+                np.complex128(1j),
+            ],
+        ),
+        (
+            "random",
+            [
+                np.random.RandomState(0),
+                rng,
+                np.random.Generator(np.random.MT19937(1)),
+                np.random.Generator(np.random.Philox(1)),
+                np.random.Generator(np.random.SFC64(1)),
+                np.random.SeedSequence(3),
+            ],
+        ),
+        (
+            "sparse",
+            [
+                sp.csr_matrix(np.eye(3)),
+                sp.csc_matrix(np.eye(3)),
+                sp.coo_matrix(np.eye(3)),
+                sp.lil_matrix(np.eye(3)),
+                sp.dok_matrix(np.eye(3)),
+                sp.bsr_matrix(np.eye(3)),
+                sp.dia_matrix(np.eye(3)),
+                sp.csr_array(np.eye(3)),
+                sp.csc_array(np.eye(3)),
+                sp.coo_array(np.eye(3)),
+            ],
+        ),
+        (
+            "stdlib",
+            [
+                pathlib.PurePosixPath("/a"),
+                pathlib.PosixPath("/a"),
+                pathlib.PureWindowsPath("c:/a"),
+                types.SimpleNamespace(a=1),
+                collections.OrderedDict(a=1),
+                collections.defaultdict(list, a=[1]),
+                collections.Counter("aab"),
+                collections.deque([1]),
+                datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
+                datetime.date(2024, 1, 1),
+                datetime.time(1),
+                datetime.timedelta(1),
+                decimal.Decimal("1.5"),
+                fractions.Fraction(1, 3),
+                uuid.UUID(int=1),
+                {1, 2},
+                frozenset({1}),
+                slice(1, 2),
+                range(3),
+                bytearray(b"ab"),
+                complex(1, 2),
+                zoneinfo.ZoneInfo("Europe/Paris"),
+                Ellipsis,
+                NotImplemented,
+            ],
+        ),
+        (
+            "pandas_misc",
+            [
+                pd.Series([1.0, 2.0], index=pd.MultiIndex.from_tuples([("a", 1), ("b", 2)])),
+                pd.Timestamp("2024-01-01", tz="Europe/Paris"),
+                pd.Timedelta("1D"),
+                pd.Interval(0, 1),
+                pd.Period("2024-01", freq="M"),
+                pd.period_range("2024-01", periods=2, freq="M"),
+                pd.interval_range(0, 2),
+                pd.Series(pd.array([True, None], dtype="boolean")),
+                pd.Series(pd.array([1.5, None], dtype="Float64")),
+                pd.CategoricalIndex(["a", "b"]),
+            ],
+        ),
     ]
     values.extend(_statsmodels())
     return values
@@ -159,7 +237,7 @@ def _skops_uses(label: str, obj: Any) -> dict[Any, set[str]]:
 
     try:
         data = skops.io.dumps(obj)
-    except Exception:  # noqa: BLE001 - skops cannot store every object; pickle-only types stay pickle-only
+    except Exception:
         return {}
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         schema = json.loads(zf.read(SCHEMA))
@@ -216,11 +294,15 @@ def derive() -> dict[str, Any]:
     failures = []
 
     def walk(label: str, obj: Any) -> None:
-        streams = ((_dumps(obj), "joblib"), (pickle.dumps(obj, protocol=5), "pickle"), (pickle.dumps(obj, protocol=2), "pickle"))
+        streams = (
+            (_dumps(obj), "joblib"),
+            (pickle.dumps(obj, protocol=5), "pickle"),
+            (pickle.dumps(obj, protocol=2), "pickle"),
+        )
         for data, kind in streams:
             try:
                 result = scan_bytes(data, kind, label)
-            except Exception as exc:  # noqa: BLE001 - reported in the file, for the reviewer
+            except Exception as exc:
                 failures.append(f"{label} ({kind}): {exc}")
                 continue
             for g, how in result.uses.items():
@@ -307,10 +389,8 @@ def _add_values(entries: dict[str, list[str]]) -> None:
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for dist in VERSIONED:
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
     return out
 
 
@@ -323,7 +403,9 @@ def main() -> int:
         print("allowlist up to date" if same else "allowlist differs from the derived one: review and regenerate")
         return 0 if same else 1
     OUT.write_text(text)
-    print(f"wrote {OUT}: {len(data['entries'])} entries, {len(data['refused'])} refused, {len(data['failures'])} failures")
+    print(
+        f"wrote {OUT}: {len(data['entries'])} entries, {len(data['refused'])} refused, {len(data['failures'])} failures"
+    )
     return 0
 
 

@@ -28,7 +28,6 @@ def _data(seed: int = 0) -> tuple[Any, Any, Any]:
 
 def _target(est: Any, y_class: Any, y_reg: Any) -> Any:
     from sklearn.base import is_classifier, is_regressor
-    from sklearn.utils import get_tags
 
     return y_class if is_classifier(est) or not is_regressor(est) else y_reg
 
@@ -102,7 +101,7 @@ def fitted_estimators() -> Iterator[tuple[str, Any, Any, BaseException | None]]:
     for name, cls in all_estimators():
         try:
             instances = _instances(name, cls)
-        except Exception as exc:  # noqa: BLE001 - reported, not hidden
+        except Exception as exc:
             yield name, None, None, exc
             continue
         for est in instances[:1]:
@@ -110,7 +109,7 @@ def fitted_estimators() -> Iterator[tuple[str, Any, Any, BaseException | None]]:
                 warnings.simplefilter("ignore")
                 try:
                     fitted, X = _fit(est)
-                except Exception as exc:  # noqa: BLE001 - reported, not hidden
+                except Exception as exc:
                     yield name, None, None, exc
                     continue
             yield name, fitted, X, None

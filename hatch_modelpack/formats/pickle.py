@@ -60,7 +60,13 @@ def inspect_pickled(path: Path, label: str, kind: str) -> Inspection:
         details["input_schema"] = schema
     if result.nested_pickles:
         details["nested_pickles"] = result.nested_pickles
-    return Inspection(requires=sorted(requires), frameworks=frameworks, details=details, globals=set(result.globals), uses={g: set(u) for g, u in result.uses.items()})
+    return Inspection(
+        requires=sorted(requires),
+        frameworks=frameworks,
+        details=details,
+        globals=set(result.globals),
+        uses={g: set(u) for g, u in result.uses.items()},
+    )
 
 
 class PickleFormat(Format):

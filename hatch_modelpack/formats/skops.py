@@ -20,7 +20,8 @@ from typing import Any, ClassVar
 from hatch_modelpack.errors import ArtifactError
 from hatch_modelpack.formats import Format, Inspection
 from hatch_modelpack.requirements import distribution_for_module, is_valid_version
-from hatch_modelpack.scanning import Global, json_content_of_node as json_content, one_version, skops_input_schema
+from hatch_modelpack.scanning import Global, one_version, skops_input_schema
+from hatch_modelpack.scanning import json_content_of_node as json_content
 
 SCHEMA = "schema.json"
 MAX_SCHEMA = 256 << 20  # a forest's schema is a few MB (arrays live in .npy members); refuse to inflate a bomb
@@ -39,7 +40,11 @@ def _nodes(schema: Any) -> Iterator[dict[str, Any]]:
     while stack:
         value = stack.pop()
         if isinstance(value, dict):
-            if isinstance(value.get("__module__"), str) and isinstance(value.get("__class__"), str) and "__loader__" in value:
+            if (
+                isinstance(value.get("__module__"), str)
+                and isinstance(value.get("__class__"), str)
+                and "__loader__" in value
+            ):
                 yield value
             stack.extend(value.values())
         elif isinstance(value, list):
@@ -62,7 +67,9 @@ def _types(schema: Any, label: str) -> tuple[dict[Global, set[str]], set[str]]:
         found: set[Global] = set()
         module, cls, loader = node["__module__"], node["__class__"], node["__loader__"]
         if not module or not cls:
-            raise ArtifactError(f"{label}: its schema.json names a type with an empty module or class; the file is corrupt or was tampered with. Save the model again with skops.io.dump.")
+            raise ArtifactError(
+                f"{label}: its schema.json names a type with an empty module or class; the file is corrupt or was tampered with. Save the model again with skops.io.dump."
+            )
         if not (loader in _DATA_LOADERS and module == "builtins"):
             found.add(Global(module, cls))
         content = node.get("content")
@@ -76,7 +83,9 @@ def _types(schema: Any, label: str) -> tuple[dict[Global, set[str]], set[str]]:
             except (KeyError, TypeError):
                 name = None
             if not isinstance(name, str):
-                raise ArtifactError(f"{label}: a numpy Generator in its schema.json does not name its bit generator; the file is corrupt or was tampered with. Save the model again with skops.io.dump.")
+                raise ArtifactError(
+                    f"{label}: a numpy Generator in its schema.json does not name its bit generator; the file is corrupt or was tampered with. Save the model again with skops.io.dump."
+                )
             found.add(Global("numpy.random", name))
         if loader == "DictNode" and isinstance(content, dict):
             version = json_content(content.get("_sklearn_version"))
@@ -98,7 +107,9 @@ def read_schema(path: Path, label: str) -> dict[str, Any]:
             except KeyError:
                 raise ArtifactError(f"{label}: is a zip archive without the {SCHEMA} of a skops file. {fix}") from None
             if info.file_size > MAX_SCHEMA:
-                raise ArtifactError(f"{label}: its {SCHEMA} claims {info.file_size} bytes, implausibly large for a skops schema. {fix}")
+                raise ArtifactError(
+                    f"{label}: its {SCHEMA} claims {info.file_size} bytes, implausibly large for a skops schema. {fix}"
+                )
             schema = json.loads(zf.read(SCHEMA))
     except (OSError, zipfile.BadZipFile, ValueError, RecursionError) as exc:
         raise ArtifactError(f"{label}: is not a readable skops file ({exc}). {fix}") from None

@@ -48,7 +48,7 @@ from pathlib import Path
 from hatch_modelpack.errors import ScanError
 from hatch_modelpack.scanning.machine import INLINE_BYTES_LIMIT, NESTING_LIMIT, Machine
 from hatch_modelpack.scanning.schema import json_content as json_content_of_node
-from hatch_modelpack.scanning.schema import one_version, skops_input_schema, sklearn_input_schema
+from hatch_modelpack.scanning.schema import one_version, sklearn_input_schema, skops_input_schema
 from hatch_modelpack.scanning.streams import LINE_LIMIT, SKIP_CHUNK, Stream, _Stream, detect_compression, open_stream
 from hatch_modelpack.scanning.values import Call, Global, Opaque, ScanResult, SDict
 

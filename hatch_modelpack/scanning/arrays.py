@@ -116,7 +116,9 @@ def has_object(dtype: object, fail: Fail, depth: int) -> bool:
                     raise fail("a structured numpy dtype with a malformed field")
                 expected = has_object(spec[0], fail, depth + 1) or expected
     if bool(flags & _HASOBJECT) != expected:
-        raise fail(f"a numpy dtype {kind!r} whose pickled flags ({flags}) disagree with its fields about holding objects")
+        raise fail(
+            f"a numpy dtype {kind!r} whose pickled flags ({flags}) disagree with its fields about holding objects"
+        )
     return expected
 
 

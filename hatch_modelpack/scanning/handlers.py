@@ -336,8 +336,7 @@ def _get(m: Machine, arg: Any) -> None:
 @_handles("PERSID", "BINPERSID")
 def _persid(m: Machine, arg: Any) -> None:
     raise m.fail(
-        "the stream uses persistent IDs, which a plain unpickler cannot resolve and which hide objects "
-        "from this scan"
+        "the stream uses persistent IDs, which a plain unpickler cannot resolve and which hide objects from this scan"
     )
 
 

@@ -109,7 +109,9 @@ class Machine:
             while True:
                 code = self.s.read(1)
                 if not code:
-                    raise ScanError(f"{self.what}: the pickle stream ends before its STOP opcode; the file is truncated")
+                    raise ScanError(
+                        f"{self.what}: the pickle stream ends before its STOP opcode; the file is truncated"
+                    )
                 op = _OPCODES.get(code)
                 if op is None:
                     raise self.fail(f"unknown opcode byte {code!r}: this is not a pickle stream")
@@ -308,15 +310,19 @@ class Machine:
         if isinstance(args, tuple) and len(args) == 1 and type(args[0]) is bytes:
             self.probe_bytes(args[0])
             return
-        if isinstance(args, tuple) and len(args) == 1 and isinstance(args[0], Call) and str(args[0].func) in _BYTES_MAKERS:
+        if (
+            isinstance(args, tuple)
+            and len(args) == 1
+            and isinstance(args[0], Call)
+            and str(args[0].func) in _BYTES_MAKERS
+        ):
             return  # bytearray(_codecs.encode(...)): the inner call's bytes were checked already
-        if isinstance(args, tuple) and len(args) == 2 and type(args[0]) is str and type(args[1]) is str:
-            if args[1].lower() in _LATIN1:
-                try:
-                    self.probe_bytes(args[0].encode("latin-1"))
-                except UnicodeEncodeError:
-                    raise self.fail(f"{func} of text that is not latin-1") from None
-                return
+        if isinstance(args, tuple) and len(args) == 2 and type(args[0]) is str and args[1] in _LATIN1:
+            try:
+                self.probe_bytes(args[0].encode("latin-1"))
+            except UnicodeEncodeError:
+                raise self.fail(f"{func} of text that is not latin-1") from None
+            return
         raise self.fail(
             f"{func} builds bytes at load time from values the scanner cannot read exactly (over 1 MiB, or not "
             "literals); save the model with pickle protocol 4 or 5"

@@ -111,7 +111,11 @@ class SkopsReader:
         return n if isinstance(n, int) and not isinstance(n, bool) else None
 
     def strings(self, value: Any) -> list[str] | None:
-        if not (isinstance(value, dict) and value.get("__loader__") == "NdArrayNode" and isinstance(value.get("content"), list)):
+        if not (
+            isinstance(value, dict)
+            and value.get("__loader__") == "NdArrayNode"
+            and isinstance(value.get("content"), list)
+        ):
             return None
         values = [json_content(v) for v in value["content"]]
         return values if values and all(isinstance(v, str) for v in values) else None
@@ -122,9 +126,14 @@ class SkopsReader:
         out = []
         for step in value["content"]:
             pair = step.get("content") if isinstance(step, dict) else None
-            if isinstance(pair, list) and len(pair) == 2 and isinstance(pair[1], dict):
-                if pair[1].get("__loader__") != "JsonNode":  # not "passthrough" or None
-                    out.append(pair[1])
+            # a step that is an estimator, not "passthrough" or None (JsonNodes)
+            if (
+                isinstance(pair, list)
+                and len(pair) == 2
+                and isinstance(pair[1], dict)
+                and pair[1].get("__loader__") != "JsonNode"
+            ):
+                out.append(pair[1])
         return out
 
 

@@ -65,7 +65,7 @@ class Stream:
         if n < 0:
             raise ScanError(f"{self.what}: unbounded read requested")
         self._check(n)
-        data = self._raw.read(n)
+        data: bytes = self._raw.read(n)
         self._pos += len(data)
         return data
 
@@ -188,7 +188,8 @@ class _Inflate(io.RawIOBase):
         if not data and (self._zlib or self._dec.needs_input):
             raise ScanError(f"{self._what}: the compressed stream is truncated")
         try:
-            return self._dec.decompress(data, want)
+            out: bytes = self._dec.decompress(data, want)
+            return out
         except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError) as exc:
             raise ScanError(f"{self._what}: the compressed stream is corrupt ({exc})") from None
 
