@@ -68,15 +68,9 @@ def _dumps(obj: Any) -> bytes:
 
 def _corpus() -> list[tuple[str, Any]]:
     """Ordinary values a model's state holds, beyond what the estimators' own defaults produce."""
-    import datetime
-    import decimal
-    import fractions
-    import uuid
-    import zoneinfo
 
     import numpy as np
     import pandas as pd
-    import scipy.sparse as sp
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.pipeline import make_pipeline
@@ -97,7 +91,6 @@ def _corpus() -> list[tuple[str, Any]]:
     y = np.arange(n) % 2
     ct = ColumnTransformer([("n", StandardScaler(), ["num"]), ("c", OneHotEncoder(), ["text", "cat"])])
     hgb = HistGradientBoostingClassifier(categorical_features="from_dtype", max_iter=5)
-    rng = np.random.default_rng(0)
     values: list[tuple[str, Any]] = [
         ("frame", frame),
         (
@@ -119,48 +112,34 @@ def _corpus() -> list[tuple[str, Any]]:
         ),
         ("function_partial", FunctionTransformer(functools.partial(np.clip, a_min=0, a_max=1)).fit(np.ones((3, 2)))),
         ("function_ufunc", FunctionTransformer(np.log1p, inverse_func=np.expm1).fit(np.ones((3, 2)))),
-        (
-            "arrays",
-            [
-                np.array(["a", None], dtype=object),
-                np.ma.masked_array([1.0, 2.0], mask=[0, 1]),
-                np.array(["2024-01-01"], dtype="datetime64[ns]"),
-                np.array([1], dtype="timedelta64[s]"),
-                np.array(["x", "yy"], dtype=np.dtypes.StringDType()),
-                np.array([(1, 2.0)], dtype="i4,f8"),
-                np.array(["ab"], dtype="U2"),
-                np.float32(1),
-                np.int64(2),
-                np.bool_(True),
-                np.complex128(1j),
-            ],
-        ),
-        (
-            "random",
-            [
-                np.random.RandomState(0),
-                rng,
-                np.random.Generator(np.random.MT19937(1)),
-                np.random.Generator(np.random.Philox(1)),
-                np.random.Generator(np.random.SFC64(1)),
-                np.random.SeedSequence(3),
-            ],
-        ),
-        (
-            "sparse",
-            [
-                sp.csr_matrix(np.eye(3)),
-                sp.csc_matrix(np.eye(3)),
-                sp.coo_matrix(np.eye(3)),
-                sp.lil_matrix(np.eye(3)),
-                sp.dok_matrix(np.eye(3)),
-                sp.bsr_matrix(np.eye(3)),
-                sp.dia_matrix(np.eye(3)),
-                sp.csr_array(np.eye(3)),
-                sp.csc_array(np.eye(3)),
-                sp.coo_array(np.eye(3)),
-            ],
-        ),
+    ]
+    values.extend(_corpus_data())
+    values.extend(_statsmodels())
+    return values
+
+
+def _corpus_data() -> list[tuple[str, Any]]:
+    """Plain values: arrays of every dtype family, generators, sparse matrices, stdlib and pandas scalars."""
+
+    import numpy as np
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    return [*_corpus_stdlib(), ("arrays", [np.array(["a", None], dtype=object), np.ma.masked_array([1.0, 2.0], mask=[0, 1]), np.array(["2024-01-01"], dtype="datetime64[ns]"), np.array([1], dtype="timedelta64[s]"), np.array(["x", "yy"], dtype=np.dtypes.StringDType()), np.array([(1, 2.0)], dtype="i4,f8"), np.array(["ab"], dtype="U2"), np.float32(1), np.int64(2), np.bool_(True), np.complex128(1j)]), ("random", [np.random.RandomState(0), rng, np.random.Generator(np.random.MT19937(1)), np.random.Generator(np.random.Philox(1)), np.random.Generator(np.random.SFC64(1)), np.random.SeedSequence(3)]), ("sparse", [sp.csr_matrix(np.eye(3)), sp.csc_matrix(np.eye(3)), sp.coo_matrix(np.eye(3)), sp.lil_matrix(np.eye(3)), sp.dok_matrix(np.eye(3)), sp.bsr_matrix(np.eye(3)), sp.dia_matrix(np.eye(3)), sp.csr_array(np.eye(3)), sp.csc_array(np.eye(3)), sp.coo_array(np.eye(3))])]
+
+
+def _corpus_stdlib() -> list[tuple[str, Any]]:
+    """Standard-library and pandas scalar values a model's attributes hold."""
+    import collections
+    import datetime
+    import decimal
+    import fractions
+    import uuid
+    import zoneinfo
+
+    import pandas as pd
+
+    return [
         (
             "stdlib",
             [
@@ -206,8 +185,6 @@ def _corpus() -> list[tuple[str, Any]]:
             ],
         ),
     ]
-    values.extend(_statsmodels())
-    return values
 
 
 def _statsmodels() -> list[tuple[str, Any]]:
