@@ -198,3 +198,16 @@ def test_an_imported_name_is_not_the_packages_own(tmp_path, own_package):
     _, findings = scan_and_check(path, "pickle", root=root)
     (finding,) = findings
     assert finding.name == "churn_model.features.system" and not finding.overridable
+
+
+def test_mmap_mode_goes_through_the_restricted_unpickler(tmp_path):
+    values = {"big": np.arange(1000.0), "names": np.array(["a", "b"], dtype=object)}
+    path = tmp_path / "m.joblib"
+    joblib.dump(values, path)
+    result, findings = scan_and_check(path, "joblib")
+    assert findings == []
+    loaded = load_restricted(path, result.global_names(), "joblib", mmap_mode="r")
+    assert isinstance(loaded["big"], np.memmap) and loaded["big"][-1] == 999.0
+    assert loaded["names"].tolist() == ["a", "b"]
+    with pytest.raises(Exception, match=r"numpy\.ndarray"):
+        load_restricted(path, [n for n in result.global_names() if n != "numpy.ndarray"], "joblib", mmap_mode="r")
