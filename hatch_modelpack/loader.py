@@ -363,13 +363,9 @@ def _load_pickle(artifact: Path, entry: Dict[str, Any], kwargs: Dict[str, Any]) 
 
 
 def _recorded_globals(artifact: Path, entry: Dict[str, Any]) -> FrozenSet[str]:
+    """The globals the build admitted; none recorded admits none (plain data still loads)."""
     recorded = entry.get("globals")
-    if not isinstance(recorded, list):
-        raise IntegrityError(
-            f"{artifact}: the manifest of model {entry.get('name')!r} records no pickle globals, so nothing can be "
-            "unpickled safely; rebuild the package with a hatch-modelpack that records them"
-        )
-    return frozenset(str(g) for g in recorded)
+    return frozenset(str(g) for g in recorded) if isinstance(recorded, list) else frozenset()
 
 
 def _refuse_global(artifact: Path, entry: Dict[str, Any], full: str) -> IntegrityError:
