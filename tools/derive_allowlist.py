@@ -55,6 +55,12 @@ BUILTIN_TYPES = (
     "object", "dict", "list", "tuple", "set", "frozenset", "str", "bytes", "bytearray", "int", "float",
     "complex", "bool", "slice", "range",
 )  # fmt: skip
+#: The same classes under the module paths other Python versions pickle them with (3.13+: pathlib._local).
+OTHER_SPELLINGS = {
+    "pathlib:PosixPath": ("pathlib._local:PosixPath",),
+    "pathlib:PurePosixPath": ("pathlib._local:PurePosixPath",),
+    "pathlib:PureWindowsPath": ("pathlib._local:PureWindowsPath",),
+}
 VERSIONED = ("numpy", "scipy", "scikit-learn", "pandas", "pyarrow", "joblib", "statsmodels")
 
 
@@ -125,7 +131,51 @@ def _corpus_data() -> list[tuple[str, Any]]:
     import scipy.sparse as sp
 
     rng = np.random.default_rng(0)
-    return [*_corpus_stdlib(), ("arrays", [np.array(["a", None], dtype=object), np.ma.masked_array([1.0, 2.0], mask=[0, 1]), np.array(["2024-01-01"], dtype="datetime64[ns]"), np.array([1], dtype="timedelta64[s]"), np.array(["x", "yy"], dtype=np.dtypes.StringDType()), np.array([(1, 2.0)], dtype="i4,f8"), np.array(["ab"], dtype="U2"), np.float32(1), np.int64(2), np.bool_(True), np.complex128(1j)]), ("random", [np.random.RandomState(0), rng, np.random.Generator(np.random.MT19937(1)), np.random.Generator(np.random.Philox(1)), np.random.Generator(np.random.SFC64(1)), np.random.SeedSequence(3)]), ("sparse", [sp.csr_matrix(np.eye(3)), sp.csc_matrix(np.eye(3)), sp.coo_matrix(np.eye(3)), sp.lil_matrix(np.eye(3)), sp.dok_matrix(np.eye(3)), sp.bsr_matrix(np.eye(3)), sp.dia_matrix(np.eye(3)), sp.csr_array(np.eye(3)), sp.csc_array(np.eye(3)), sp.coo_array(np.eye(3))])]
+    return [
+        *_corpus_stdlib(),
+        (
+            "arrays",
+            [
+                np.array(["a", None], dtype=object),
+                np.ma.masked_array([1.0, 2.0], mask=[0, 1]),
+                np.array(["2024-01-01"], dtype="datetime64[ns]"),
+                np.array([1], dtype="timedelta64[s]"),
+                np.array(["x", "yy"], dtype=np.dtypes.StringDType()),
+                np.array([(1, 2.0)], dtype="i4,f8"),
+                np.array(["ab"], dtype="U2"),
+                np.float32(1),
+                np.int64(2),
+                np.bool_(True),
+                np.complex128(1j),
+            ],
+        ),
+        (
+            "random",
+            [
+                np.random.RandomState(0),
+                rng,
+                np.random.Generator(np.random.MT19937(1)),
+                np.random.Generator(np.random.Philox(1)),
+                np.random.Generator(np.random.SFC64(1)),
+                np.random.SeedSequence(3),
+            ],
+        ),
+        (
+            "sparse",
+            [
+                sp.csr_matrix(np.eye(3)),
+                sp.csc_matrix(np.eye(3)),
+                sp.coo_matrix(np.eye(3)),
+                sp.lil_matrix(np.eye(3)),
+                sp.dok_matrix(np.eye(3)),
+                sp.bsr_matrix(np.eye(3)),
+                sp.dia_matrix(np.eye(3)),
+                sp.csr_array(np.eye(3)),
+                sp.csc_array(np.eye(3)),
+                sp.coo_array(np.eye(3)),
+            ],
+        ),
+    ]
 
 
 def _corpus_stdlib() -> list[tuple[str, Any]]:
@@ -314,6 +364,10 @@ def derive() -> dict[str, Any]:
     _add_values(entries)
     for key in [k for k in entries if k.startswith("numpy._core.")]:
         entries.setdefault("numpy.core." + key[len("numpy._core.") :], entries[key])
+    for key, aliases in OTHER_SPELLINGS.items():  # where other Python versions pickle the same class
+        for alias in aliases:
+            if key in entries:
+                entries.setdefault(alias, entries[key])
     refused = _refused()
     for key in list(entries):
         if key.startswith(NEVER) or key in refused:

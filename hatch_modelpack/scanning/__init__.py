@@ -14,7 +14,9 @@ It reads the stream the way the unpickler will, not the way a well-behaved pickl
   (``numpy`` + ``testing.runstring``) are kept whole so the policy sees the full attribute path;
 - strings and module names reach ``STACK_GLOBAL`` through a real memo (``PUT``/``MEMOIZE``/``GET``);
 - only a global may be called (``REDUCE``, ``NEWOBJ``, ``OBJ``, ``INST``): calling the result of a
-  call (a method fetched by ``getattr``, a ``functools.partial``) cannot be followed statically;
+  call (a ``functools.partial``, an import helper's return) cannot be followed statically; the one
+  exception is ``getattr(<global>, "<literal>")``, how bound classmethods pickle, which is read as
+  the dotted global it fetches;
 - ``BUILD`` and the container opcodes must act on an object the stream created: ``BUILD`` on a
   global is ``setattr`` on a class or module (monkey-patching, the trick behind modelscan#85);
 - bytes that begin a pickle of any protocol and size (also bytes made at load time by
@@ -27,8 +29,9 @@ joblib interleaves raw array buffers with the pickle stream: after the ``BUILD``
 straight from the file, *outside* pickle's framing. The scanner knows that layout, computes the
 buffer size from the wrapper's ``shape`` and ``dtype`` exactly as numpy will, and skips it, so a
 multi-gigabyte forest is scanned at the speed of its opcodes, not its bytes. Anything that could make
-joblib read a buffer the scanner does not (a wrapper passed to a call before its ``BUILD``, a buffer
-inside a pickle frame, the wrapper class reached under another name) fails the scan. Compressed joblib
+joblib read a buffer the scanner does not (a wrapper built other than by ``NEWOBJ``, passed to a call,
+with a state dict whose keys are not distinct literals, a dtype whose pickled flags disagree with its
+kind, a buffer inside a pickle frame, the wrapper class reached under another name) fails the scan. Compressed joblib
 files are read through streaming decompressors, and bytes after the compressed stream are refused.
 
 The scanner fails closed: an opcode, protocol, structure or size it cannot account for raises
