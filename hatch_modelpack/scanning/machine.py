@@ -288,6 +288,9 @@ class Machine:
                 raise self.fail(f"{func} instantiates something other than a global class")
             self.r.use(cls, "call")
             call.makes = cls
+            base = args[1] if str(func) == "copyreg._reconstructor" and len(args) > 1 else None
+            if isinstance(base, Global):  # _reconstructor calls base.__new__ and base.__init__
+                self.r.use(base, "call")
         if str(func) in _BYTES_MAKERS:
             self._made_bytes(func, args)
         return call
