@@ -436,7 +436,7 @@ def _restricted_joblib_load(artifact: Path, entry: Dict[str, Any], kwargs: Dict[
     class InnerUnpickler(pickle._Unpickler):  # type: ignore[misc,name-defined]
         """joblib's object arrays are nested pickles: the same restriction applies to them."""
 
-    InnerUnpickler.find_class = find_class  # type: ignore[method-assign]
+    InnerUnpickler.find_class = find_class
 
     def load_build(self: Any) -> None:
         pickle._Unpickler.load_build(self)
@@ -455,7 +455,7 @@ def _restricted_joblib_load(artifact: Path, entry: Dict[str, Any], kwargs: Dict[
         dispatch = dict(npp.NumpyUnpickler.dispatch)  # noqa: RUF012 - pickle._Unpickler's own table, copied
         dispatch[pickle.BUILD[0]] = load_build
 
-    RestrictedNumpyUnpickler.find_class = find_class  # type: ignore[method-assign]
+    RestrictedNumpyUnpickler.find_class = find_class
     with _open_verified(artifact) as f, npp._validate_fileobject_and_memmap(f, str(artifact), mmap_mode) as (fobj, validated):
         if isinstance(fobj, str):
             raise IntegrityError(f"{artifact}: is in joblib's format from before 0.10, which this loader refuses")
