@@ -142,7 +142,8 @@ def _version_checks(frameworks: dict[str, str], requires: list[str]) -> list[dic
 def _refuse_unsafe(pack: PackConfig, m: ModelConfig, inspection: Inspection, label: str, key: str) -> None:
     if inspection.globals is None:
         return
-    findings = check_globals(inspection.globals, pack.package, (*pack.allow_globals, *m.allow_globals))
+    allow = (*pack.allow_globals, *m.allow_globals)
+    findings = check_globals(inspection.globals, pack.package, allow, uses=inspection.uses, root=pack.root)
     if not findings:
         return
     lines = "; ".join(f"{f.name} {f.reason}" for f in findings)

@@ -22,6 +22,7 @@ MODULE_DISTRIBUTIONS: dict[str, str] = {
     "scipy": "scipy",
     "joblib": "joblib",
     "pandas": "pandas",
+    "pyarrow": "pyarrow",
     "xgboost": "xgboost",
     "lightgbm": "lightgbm",
     "catboost": "catboost",

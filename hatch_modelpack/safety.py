@@ -1,44 +1,32 @@
-"""Which pickle globals a model package may reference.
+"""Which pickle globals a model package may reference, and for what.
 
 Unpickling calls whatever the stream names, so the set of globals *is* the set of code a service
-will run at ``load()``. The scanner (:mod:`hatch_modelpack.scanning`) resolves every global the way
-``pickle.Unpickler.find_class`` will (Python 2 names mapped, dotted names kept whole) and refuses the
-stream shapes it cannot follow; this module decides which of the resolved globals may ship.
+runs at ``load()``. The scanner (:mod:`hatch_modelpack.scanning`) resolves every global the way
+``find_class`` will and records how the stream uses it (called, stored, or modified after a call made
+it); this module decides, for each global and each use:
 
-The policy, in order:
-
-1. **Refused, always** (``allow-globals`` cannot override these; ship such an artifact in a safer
-   format, or as ``format = "raw"`` and deserialise it yourself):
-
-   - modules that run code or touch the system (:data:`DANGEROUS_MODULES`, a prefix match on the
-     full dotted path, so ``numpy`` + ``testing.runstring`` is caught like ``numpy.testing.runstring``);
-   - single globals that do (:data:`DANGEROUS_NAMES`), including the loaders and file readers of the
-     scientific stack itself (``numpy.load``, ``pandas.read_pickle``...);
-   - attribute names that mean the same anywhere (:data:`DANGEROUS_ATTRIBUTES`: ``system``, ``eval``,
-     ``load``, ``read_*``...), because any module may re-export them (``numpy._core.multiarray.fromfile``);
-   - a dangerous module reached as an attribute of an allowed one (:data:`MODULE_ALIASES`:
-     ``collections._sys``, ``sklearn.base.inspect``), and special ``__dunder__`` attributes;
-   - builtins outside a handful of plain data types, and ``__main__`` (a service cannot import the
-     training script's globals).
-2. **Allowed by the user**: ``allow-globals = ["pkg.mod.Name", "pkg.mod.*"]``. A dotted attribute
-   path (``pkg.mod.Class.method``, a nested class) needs its exact name: a wildcard never admits one.
-3. **Allowed, the package itself**: anything under the package being built (feature code, custom
-   transformers that ship in the same wheel).
-4. **Allowed, the scientific stack**: :data:`SAFE_MODULES` and :data:`SAFE_NAMES`.
-5. Everything else is refused, with the key that allows it.
-
-The lists follow what public pickle scanners flag (picklescan's and modelscan's blocklists,
-fickling's dotted-path and ``BUILD`` findings), written for this package's narrower job: a model
-package has no reason to reference anything but its framework. It is a policy, not a proof: the
-scientific stack is large, and a crafted pickle that sticks to it can still call its functions with
-arguments of its choosing. That is why the README recommends safer formats where they exist.
+1. **The reviewed allowlist** (:mod:`hatch_modelpack.allowlist`, data derived from the real libraries
+   and reviewed): an exact ``module:qualname`` pair admits exactly the uses it lists. A name on its
+   ``refused`` list is refused with the reviewer's reason. No prefix rule admits anything.
+2. **The user's** ``allow-globals``: ``pkg.mod.Name`` exactly, or ``pkg.mod.*`` for names defined
+   directly in one of the user's own modules (a wildcard never covers the scientific stack or the
+   standard library, nor a dotted attribute path).
+3. **The package itself**: a module-level ``def`` or ``class`` of the package being built, read from
+   its source with :mod:`ast` (:mod:`hatch_modelpack.own_names`). An imported name is not the
+   package's own; a name bound to a ``lambda`` is refused with the fix.
+4. Everything else is refused, with the key that would allow it. Whatever the user allows, the names
+   below (modules and attributes that run code or touch the system) stay refused.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
+from hatch_modelpack import own_names
+from hatch_modelpack.allowlist import load as load_allowlist
 from hatch_modelpack.scanning import Global
 
 #: Modules whose globals are refused outright, with why (a prefix match on the full dotted path).
@@ -257,63 +245,7 @@ MODULE_ALIASES: frozenset[str] = frozenset(
     }
 )  # fmt: skip
 
-#: Modules whose globals a scikit-learn-era model legitimately references (prefix match).
-SAFE_MODULES: tuple[str, ...] = (
-    "numpy",
-    "scipy",
-    "sklearn",
-    "pandas",
-    "xgboost",
-    "lightgbm",
-    "catboost",
-    "imblearn",
-    "statsmodels",
-    "category_encoders",
-    "datetime",
-    "decimal",
-    "fractions",
-    "pytz",
-)
-
-#: Single globals outside SAFE_MODULES that plain pickles of ordinary data use.
-SAFE_NAMES: frozenset[str] = frozenset(
-    {
-        "joblib.numpy_pickle.NumpyArrayWrapper",
-        "copyreg._reconstructor",
-        "copyreg.__newobj__",
-        "copyreg.__newobj_ex__",
-        "_codecs.encode",
-        "re._compile",
-        "collections.OrderedDict",
-        "collections.defaultdict",
-        "collections.deque",
-        "collections.Counter",
-        "collections.ChainMap",
-        "collections.UserDict",
-        "collections.UserList",
-        "collections.UserString",
-        "uuid.UUID",
-        "uuid.SafeUUID",
-        "zoneinfo.ZoneInfo",
-        "builtins.set",
-        "builtins.frozenset",
-        "builtins.slice",
-        "builtins.range",
-        "builtins.complex",
-        "builtins.bytearray",
-        "builtins.bytes",
-        "builtins.object",
-        "builtins.dict",
-        "builtins.list",
-        "builtins.tuple",
-        "builtins.int",
-        "builtins.float",
-        "builtins.str",
-        "builtins.bool",
-        "builtins.NotImplemented",
-        "builtins.Ellipsis",
-    }
-)
+_STDLIB: frozenset[str] = frozenset(getattr(sys, "stdlib_module_names", ())) | {"builtins", "__builtin__"}
 
 
 @dataclass(frozen=True)
@@ -329,12 +261,18 @@ def _module_match(module: str, prefix: str) -> bool:
     return module == prefix or module.startswith(prefix + ".")
 
 
+def _wildcard_ok(pattern: str) -> bool:
+    """A ``pkg.mod.*`` wildcard may only cover the user's own modules."""
+    top = pattern.split(".", 1)[0]
+    return top not in _STDLIB and top not in load_allowlist().top_modules()
+
+
 def _allowed_by_user(g: Global, allow: Iterable[str]) -> bool:
     full = str(g)
     for pattern in allow:
         if pattern == full:
             return True
-        if pattern.endswith(".*") and "." not in g.name and _module_match(g.module, pattern[:-2]):
+        if pattern.endswith(".*") and "." not in g.name and g.module == pattern[:-2] and _wildcard_ok(pattern):
             return True
     return False
 
@@ -360,7 +298,7 @@ def _always_refused(g: Global) -> str | None:
         if seg in MODULE_ALIASES:
             return f"reaches the {seg} module through an attribute"
     if g.module == "_codecs":
-        return "is a codec internal outside _codecs.encode"
+        return "is a codec internal (only _codecs.encode, for protocol 0-2 bytes, is on the reviewed list)"
     if g.module == "__main__":
         return (
             "is defined in the training script's __main__, which a service cannot import; move it into "
@@ -369,32 +307,94 @@ def _always_refused(g: Global) -> str | None:
     return None
 
 
-def check_global(g: Global, package: str, allow: Iterable[str]) -> Finding | None:
-    """None when ``g`` may be imported by the package's loader, otherwise why not."""
-    full = str(g)
-    if full in SAFE_NAMES and "." not in g.name:
+def _listed(g: Global, needed: set[str]) -> Finding | bool | None:
+    """The allowlist's verdict: True (admitted), a Finding, or None (not on the list)."""
+    allowlist = load_allowlist()
+    if g.key in allowlist.refused:
+        return Finding(str(g), allowlist.refused[g.key], overridable=False)
+    uses = allowlist.uses(g.key)
+    if uses is None:
         return None
-    reason = _always_refused(g)
-    if reason is not None:
-        return Finding(full, reason, overridable=False)
-    if _allowed_by_user(g, allow):
+    extra = needed - uses
+    if not extra:
+        return True
+    return Finding(
+        str(g),
+        f"is on the reviewed allowlist for {'/'.join(sorted(uses))} only, but this stream uses it as "
+        f"{'/'.join(sorted(extra))} (" + _USE_TEXT + "); a stream that does that is not one a library writes",
+        overridable=False,
+    )
+
+
+_USE_TEXT = "call: called while unpickling; built: an object a call of it made is then modified"
+
+
+def _own(g: Global, package: str, root: Path | None) -> Finding | bool | None:
+    """The package's own names: admitted where its source defines them."""
+    if not _module_match(g.module, package):
         return None
-    if "." in g.name:
+    if root is None:
+        return None
+    verdict = own_names.defines(root, g.module, g.name)
+    if verdict == own_names.DEFINED:
+        return True
+    if verdict == own_names.LAMBDA:
         return Finding(
-            full,
-            f"reaches the attribute {g.name!r} of {g.module} (a method or a nested class); methods of allowed "
-            "classes can write files or evaluate strings, so only an exact allow-globals entry admits one",
+            str(g),
+            f"is bound to a lambda in {g.module}, which pickle cannot import by name (load() would fail); "
+            "define it with def at module level and save the model again",
+            overridable=False,
+        )
+    if verdict == own_names.NOT_DEFINED:
+        return Finding(
+            str(g),
+            f"is not defined by a def or class in {g.module} (an imported name is the object it was imported "
+            "from, and only that name counts); save the model after defining it there, or allow the exact name",
             overridable=True,
         )
-    if _module_match(g.module, package):
-        return None
-    if any(_module_match(g.module, m) for m in SAFE_MODULES):
-        return None
-    return Finding(full, "is outside the scientific stack and outside this package", overridable=True)
+    return None
 
 
-def check_globals(globals_: Iterable[Global], package: str, allow: Iterable[str]) -> list[Finding]:
+def check_global(
+    g: Global, package: str, allow: Iterable[str], uses: set[str] | None = None, root: Path | None = None
+) -> Finding | None:
+    """None when ``g`` may be imported (for ``uses``) by the package's loader, otherwise why not."""
+    needed = set(uses or {"value"})
+    listed = _listed(g, needed)
+    if listed is True:
+        return None
+    if isinstance(listed, Finding):
+        return listed
+    reason = _always_refused(g)
+    if reason is not None:
+        return Finding(str(g), reason, overridable=False)
+    if _allowed_by_user(g, allow):
+        return None
+    own = _own(g, package, root)
+    if own is True:
+        return None
+    if isinstance(own, Finding):
+        return own
+    if "." in g.name:
+        return Finding(
+            str(g),
+            f"reaches the attribute {g.name!r} of {g.module} (a method or a nested class), which is not on the "
+            "reviewed allowlist; only an exact allow-globals entry admits one",
+            overridable=True,
+        )
+    return Finding(str(g), "is not on the reviewed allowlist and not defined by this package", overridable=True)
+
+
+def check_globals(
+    globals_: Iterable[Global],
+    package: str,
+    allow: Iterable[str],
+    *,
+    uses: Mapping[Global, set[str]] | None = None,
+    root: Path | None = None,
+) -> list[Finding]:
     """Every refused global, sorted by name."""
     allow = list(allow)
-    findings = [check_global(g, package, allow) for g in sorted(globals_, key=str)]
+    uses = uses or {}
+    findings = [check_global(g, package, allow, set(uses.get(g, {"value"})), root) for g in sorted(globals_, key=str)]
     return [f for f in findings if f is not None]

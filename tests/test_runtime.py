@@ -159,9 +159,11 @@ def _module_graph() -> dict[str, set[str]]:
     for path in PACKAGE.rglob("*.py"):
         rel = path.relative_to(PACKAGE.parent).with_suffix("")
         name = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
-        graph[name] = {
-            m for m in _imports(ast.parse(path.read_text(encoding="utf-8"))) if m.startswith("hatch_modelpack")
-        }
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):  # `if TYPE_CHECKING:` imports are for the type checker, not a run-time edge
+            if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+                node.body = []
+        graph[name] = {m for m in _imports(tree) if m.startswith("hatch_modelpack")}
     # `from hatch_modelpack.formats import Format` depends on the package, `from x import module` on the module.
     return {k: {d for d in v if d in graph and d != k} for k, v in graph.items()}
 

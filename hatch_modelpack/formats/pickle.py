@@ -2,34 +2,21 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from hatch_modelpack.errors import ArtifactError, ScanError
+from hatch_modelpack.errors import ScanError
 from hatch_modelpack.formats import Format, Inspection
+from hatch_modelpack.formats.boosters import apply_to_inspection
 from hatch_modelpack.requirements import distribution_for_module
-from hatch_modelpack.scanning import ScanResult, scan_file, sklearn_input_schema
+from hatch_modelpack.scanning import one_version, scan_file, sklearn_input_schema
 
 _SAVE = {"joblib": "joblib.dump(model, path)", "pickle": "pickle.dump(model, f, protocol=5)"}
-
-# One build process asks twice (the metadata hook for PKG-INFO, then the build hook); a compressed
-# joblib file is decompressed in full by each scan. Keyed on what changes when the bytes can have.
-_SCANS: dict[tuple[Any, ...], ScanResult] = {}
-
-
-def _scan(path: Path, kind: str, label: str) -> ScanResult:
-    st = os.stat(path)
-    key = (os.path.realpath(path), kind, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    if key not in _SCANS:
-        _SCANS[key] = scan_file(path, kind, label)
-    return _SCANS[key]
-
 
 def inspect_pickled(path: Path, label: str, kind: str) -> Inspection:
     """Shared by pickle and joblib: scan, then map the globals to distributions."""
     try:
-        result = _scan(path, kind, label)
+        result = scan_file(path, kind, label)  # once per process: the Analysis that asks is memoised
     except ScanError as exc:
         # The scanner says what it could not read; the user needs to know what to do about it.
         raise ScanError(
@@ -51,13 +38,9 @@ def inspect_pickled(path: Path, label: str, kind: str) -> Inspection:
         requires.discard("numpy")
     frameworks = {}
     for dist, versions in result.recorded_versions.items():
-        if len(versions) > 1:
-            raise ArtifactError(
-                f"{label}: records several {dist} versions ({', '.join(sorted(versions))}); estimators pickled "
-                f"under different {dist} releases cannot all load under one. Load the model with one {dist} "
-                "version and save it again."
-            )
-        frameworks[dist] = next(iter(versions))
+        version = one_version(label, dist, versions)
+        if version is not None:
+            frameworks[dist] = version
     details: dict[str, Any] = {"protocol": result.protocol, "compression": result.compression}
     schema = sklearn_input_schema(result.root)
     if schema:
@@ -65,10 +48,14 @@ def inspect_pickled(path: Path, label: str, kind: str) -> Inspection:
     if result.nested_pickles:
         details["nested_pickles"] = result.nested_pickles
     if requires & {"xgboost", "lightgbm", "catboost"}:  # version bounds from the embedded native models
-        from hatch_modelpack.formats.boosters import apply_to_inspection
-
         apply_to_inspection(result.root, requires, frameworks, details, label)
-    return Inspection(requires=sorted(requires), frameworks=frameworks, details=details, globals=set(result.globals))
+    return Inspection(
+        requires=sorted(requires),
+        frameworks=frameworks,
+        details=details,
+        globals=set(result.globals),
+        uses={g: set(u) for g, u in result.uses.items()},
+    )
 
 
 class PickleFormat(Format):

@@ -20,7 +20,8 @@ from typing import Any, ClassVar
 from hatch_modelpack.errors import ArtifactError
 from hatch_modelpack.formats import Format, Inspection
 from hatch_modelpack.requirements import distribution_for_module, is_valid_version
-from hatch_modelpack.scanning import Global
+from hatch_modelpack.scanning import Global, one_version, skops_input_schema
+from hatch_modelpack.scanning import json_content_of_node as json_content
 
 SCHEMA = "schema.json"
 MAX_SCHEMA = 256 << 20  # a forest's schema is a few MB (arrays live in .npy members); refuse to inflate a bomb
@@ -39,31 +40,36 @@ def _nodes(schema: Any) -> Iterator[dict[str, Any]]:
     while stack:
         value = stack.pop()
         if isinstance(value, dict):
-            if isinstance(value.get("__module__"), str) and isinstance(value.get("__class__"), str) and "__loader__" in value:
+            if (
+                isinstance(value.get("__module__"), str)
+                and isinstance(value.get("__class__"), str)
+                and "__loader__" in value
+            ):
                 yield value
             stack.extend(value.values())
         elif isinstance(value, list):
             stack.extend(value)
 
 
-def _json_content(node: Any) -> Any:
-    """The value of a JsonNode (``{"__loader__": "JsonNode", "content": "<json text>"}``), or None."""
-    if isinstance(node, dict) and node.get("__loader__") == "JsonNode" and isinstance(node.get("content"), str):
-        try:
-            return json.loads(node["content"])
-        except ValueError:
-            return None
-    return None
+#: Loaders that only fetch a name (a function, a type, a bound method) and do not call it while loading.
+_VALUE_LOADERS = frozenset({"FunctionNode", "TypeNode", "MethodNode"})
 
 
-def _types(schema: Any, label: str) -> tuple[set[Global], set[str]]:
-    """The types skops would materialise (as Globals) and every ``_sklearn_version`` the estimators record."""
-    found: set[Global] = set()
+def _types(schema: Any, label: str) -> tuple[dict[Global, set[str]], set[str]]:
+    """The types skops would materialise, with how (``call``/``value``), and every recorded scikit-learn version.
+
+    An ObjectNode, ReduceNode or ConstructorFromReduceNode calls (or instantiates) the type it names, so
+    the policy admits it only where the reviewed allowlist admits a call.
+    """
+    uses: dict[Global, set[str]] = {}
     versions: set[str] = set()
     for node in _nodes(schema):
+        found: set[Global] = set()
         module, cls, loader = node["__module__"], node["__class__"], node["__loader__"]
         if not module or not cls:
-            raise ArtifactError(f"{label}: its schema.json names a type with an empty module or class; the file is corrupt or was tampered with. Save the model again with skops.io.dump.")
+            raise ArtifactError(
+                f"{label}: its schema.json names a type with an empty module or class; the file is corrupt or was tampered with. Save the model again with skops.io.dump."
+            )
         if not (loader in _DATA_LOADERS and module == "builtins"):
             found.add(Global(module, cls))
         content = node.get("content")
@@ -73,52 +79,22 @@ def _types(schema: Any, label: str) -> tuple[set[Global], set[str]]:
         if loader == "RandomGeneratorNode" and isinstance(content, dict):
             # skops reviews the bit generator, named by a string inside the state, as numpy.random.<name>.
             try:
-                name = _json_content(content["bit_generator"]["content"]["bit_generator"])
+                name = json_content(content["bit_generator"]["content"]["bit_generator"])
             except (KeyError, TypeError):
                 name = None
             if not isinstance(name, str):
-                raise ArtifactError(f"{label}: a numpy Generator in its schema.json does not name its bit generator; the file is corrupt or was tampered with. Save the model again with skops.io.dump.")
+                raise ArtifactError(
+                    f"{label}: a numpy Generator in its schema.json does not name its bit generator; the file is corrupt or was tampered with. Save the model again with skops.io.dump."
+                )
             found.add(Global("numpy.random", name))
         if loader == "DictNode" and isinstance(content, dict):
-            version = _json_content(content.get("_sklearn_version"))
+            version = json_content(content.get("_sklearn_version"))
             if isinstance(version, str):
                 versions.add(version)
-    return found, versions
-
-
-def _estimator_schema(node: Any, depth: int = 0) -> dict[str, Any] | None:
-    """``n_features_in_`` / ``feature_names_in_`` of the estimator a caller feeds (a Pipeline's first step)."""
-    if depth > 16 or not isinstance(node, dict) or node.get("__loader__") != "ObjectNode":
-        return None
-    attrs = node.get("content")
-    items = attrs.get("content") if isinstance(attrs, dict) and attrs.get("__loader__") == "DictNode" else None
-    if not isinstance(items, dict):
-        return None
-    schema: dict[str, Any] = {}
-    n = _json_content(items.get("n_features_in_"))
-    if isinstance(n, int) and not isinstance(n, bool):
-        schema["n_features"] = n
-    names = items.get("feature_names_in_")
-    if isinstance(names, dict) and names.get("__loader__") == "NdArrayNode" and isinstance(names.get("content"), list):
-        values = [_json_content(v) for v in names["content"]]
-        if values and all(isinstance(v, str) for v in values):
-            schema["features"] = values
-            schema.setdefault("n_features", len(values))
-    if schema:
-        return schema
-    steps = items.get("steps")  # Pipeline: the first step that is an estimator sees the raw input
-    if isinstance(steps, dict) and isinstance(steps.get("content"), list):
-        for step in steps["content"]:
-            pair = step.get("content") if isinstance(step, dict) else None
-            if isinstance(pair, list) and len(pair) == 2 and isinstance(pair[1], dict):
-                if pair[1].get("__loader__") == "JsonNode":  # "passthrough" or None
-                    continue
-                return _estimator_schema(pair[1], depth + 1)
-    for key in ("best_estimator_", "estimator_", "estimator"):  # searches and meta-estimators
-        inner = _estimator_schema(items.get(key), depth + 1)
-        if inner:
-            return inner
-    return None
+        how = {"value"} if loader in _VALUE_LOADERS else {"call", "built", "value"}
+        for g in found:
+            uses.setdefault(g, set()).update(how)
+    return uses, versions
 
 
 def read_schema(path: Path, label: str) -> dict[str, Any]:
@@ -131,7 +107,9 @@ def read_schema(path: Path, label: str) -> dict[str, Any]:
             except KeyError:
                 raise ArtifactError(f"{label}: is a zip archive without the {SCHEMA} of a skops file. {fix}") from None
             if info.file_size > MAX_SCHEMA:
-                raise ArtifactError(f"{label}: its {SCHEMA} claims {info.file_size} bytes, implausibly large for a skops schema. {fix}")
+                raise ArtifactError(
+                    f"{label}: its {SCHEMA} claims {info.file_size} bytes, implausibly large for a skops schema. {fix}"
+                )
             schema = json.loads(zf.read(SCHEMA))
     except (OSError, zipfile.BadZipFile, ValueError, RecursionError) as exc:
         raise ArtifactError(f"{label}: is not a readable skops file ({exc}). {fix}") from None
@@ -155,7 +133,8 @@ class SkopsFormat(Format):
 
     def inspect(self, path: Path, label: str) -> Inspection:
         schema = read_schema(path, label)
-        found, versions = _types(schema, label)
+        uses, versions = _types(schema, label)
+        found = set(uses)
         requires = {"skops", "scikit-learn"}
         for g in found:
             dist = distribution_for_module(g.module)
@@ -165,24 +144,18 @@ class SkopsFormat(Format):
         skops_version = schema.get("_skops_version")
         if isinstance(skops_version, str) and is_valid_version(skops_version):
             frameworks["skops"] = skops_version
-        if len(versions) > 1:
-            raise ArtifactError(
-                f"{label}: records several scikit-learn versions ({', '.join(sorted(versions))}); estimators saved "
-                "under different scikit-learn releases cannot all load under one. Load the model with one "
-                "scikit-learn version and save it again."
-            )
-        if versions:
-            version = next(iter(versions))
-            if is_valid_version(version):
-                frameworks["scikit-learn"] = version
+        version = one_version(label, "scikit-learn", versions)
+        if version is not None and is_valid_version(version):
+            frameworks["scikit-learn"] = version
         details: dict[str, Any] = {
             "protocol": schema.get("protocol"),
             "skops_version": skops_version,
             "root": f"{schema.get('__module__')}.{schema.get('__class__')}",
-            # What skops.io.load(..., trusted=...) receives: every type the file names, reviewed here.
+            # What skops.io.load(..., trusted=...) receives: every type the file names, each admitted by the
+            # reviewed allowlist (or the package / allow-globals) for the way skops will use it.
             "trusted": sorted(str(g) for g in found),
         }
-        input_schema = _estimator_schema(schema)
+        input_schema = skops_input_schema(schema)
         if input_schema:
             details["input_schema"] = input_schema
-        return Inspection(requires=sorted(requires), frameworks=frameworks, details=details, globals=found)
+        return Inspection(requires=sorted(requires), frameworks=frameworks, details=details, globals=found, uses=uses)
