@@ -82,7 +82,9 @@ def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None =
         err.seek(0)
         stdout = out.read().decode(errors="replace")
         if proc.returncode:
-            raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{stdout}\n{err.read().decode(errors='replace')}")
+            raise SystemExit(
+                f"failed ({proc.returncode}): {' '.join(cmd)}\n{stdout}\n{err.read().decode(errors='replace')}"
+            )
     return Run(elapsed, usage.ru_maxrss / 1024, stdout)
 
 
@@ -187,7 +189,12 @@ def make_models(work: Path, cfg: dict[str, Any]) -> dict[str, Path]:
     del forest
     Xp = rng.standard_normal((cfg["pipeline_rows"], 8))
     yp = rng.integers(0, 2, cfg["pipeline_rows"])
-    pipe = Pipeline([("scale", StandardScaler()), ("model", RandomForestClassifier(n_estimators=cfg["pipeline_trees"], random_state=0))])
+    pipe = Pipeline(
+        [
+            ("scale", StandardScaler()),
+            ("model", RandomForestClassifier(n_estimators=cfg["pipeline_trees"], random_state=0)),
+        ]
+    )
     joblib.dump(pipe.fit(Xp, yp), models / "pipeline.joblib")
     out["pipeline"] = models / "pipeline.joblib"
     return out
@@ -266,10 +273,26 @@ def build(py: Path, root: Path, target: str = "wheel") -> tuple[Run, Path]:
 class Report:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, figure: str, what: str, ours: float, base: float, unit: str, target: str = "", note: str = "") -> None:
+    def add(
+        self, figure: str, what: str, ours: float, base: float, unit: str, target: str = "", note: str = ""
+    ) -> None:
         ratio = ours / base if base else float("nan")
-        self.rows.append({"figure": figure, "what": what, "ours": ours, "baseline": base, "unit": unit, "ratio": ratio, "target": target, "note": note})
-        print(f"  {figure:<8} {what:<58} {ours:10.3f} {unit} vs {base:10.3f} {unit}  = {ratio:6.2f}x  {target}  {note}", flush=True)
+        self.rows.append(
+            {
+                "figure": figure,
+                "what": what,
+                "ours": ours,
+                "baseline": base,
+                "unit": unit,
+                "ratio": ratio,
+                "target": target,
+                "note": note,
+            }
+        )
+        print(
+            f"  {figure:<8} {what:<58} {ours:10.3f} {unit} vs {base:10.3f} {unit}  = {ratio:6.2f}x  {target}  {note}",
+            flush=True,
+        )
 
 
 def fig_floor(report: Report, models: dict[str, Path], work: Path, repeats: int) -> None:
@@ -293,8 +316,17 @@ def fig_floor(report: Report, models: dict[str, Path], work: Path, repeats: int)
             t = time.perf_counter()
             packed = len(zlib.compress(sample, level))
             speed = len(sample) / 1e6 / (time.perf_counter() - t)
-            report.add("6 floor", f"zlib level {level} on {name} (one core), MB/s", speed, 1, "MB/s", note=f"ratio {packed / len(sample):.2f}")
-    report.add("6 floor", "read+sha256+write of the float artifact, s", copy_floor(models["floats"], work, repeats), 1, "s")
+            report.add(
+                "6 floor",
+                f"zlib level {level} on {name} (one core), MB/s",
+                speed,
+                1,
+                "MB/s",
+                note=f"ratio {packed / len(sample):.2f}",
+            )
+    report.add(
+        "6 floor", "read+sha256+write of the float artifact, s", copy_floor(models["floats"], work, repeats), 1, "s"
+    )
 
 
 def copy_floor(src: Path, work: Path, repeats: int) -> float:
@@ -315,7 +347,9 @@ def copy_floor(src: Path, work: Path, repeats: int) -> float:
     return median([once() for _ in range(repeats)])
 
 
-def fig_build(report: Report, py: Path, models: dict[str, Path], work: Path, repeats: int, floor: float | None) -> dict[str, dict[str, Path]]:
+def fig_build(
+    report: Report, py: Path, models: dict[str, Path], work: Path, repeats: int, floor: float | None
+) -> dict[str, dict[str, Path]]:
     """Our hook vs plain hatchling force-include of the same bytes; wheel size; pip install time."""
     wheels: dict[str, dict[str, Path]] = {}
     hook = make_project(work, "hook", "churn-model", "churn", models["pipeline"])
@@ -325,7 +359,9 @@ def fig_build(report: Report, py: Path, models: dict[str, Path], work: Path, rep
     return wheels
 
 
-def build_case(report: Report, py: Path, artifact: Path, name: str, work: Path, repeats: int, floor: float | None) -> Path:
+def build_case(
+    report: Report, py: Path, artifact: Path, name: str, work: Path, repeats: int, floor: float | None
+) -> Path:
     from hatch_modelpack.wheel_writer import Artifact, add_artifacts, choose_compression
 
     dist_name, model = f"{name}-model", name
@@ -335,7 +371,9 @@ def build_case(report: Report, py: Path, artifact: Path, name: str, work: Path, 
     plain = make_project(work, "plain", dist_name, model, artifact)
     # The writer as the hook is meant to use it: hatchling's wheel without the artifact, then add_artifacts.
     bare = make_project(work, "bare", dist_name, model, artifact)
-    (bare / "pyproject.toml").write_text((plain / "pyproject.toml").read_text().split("[tool.hatch.build.targets.wheel.force-include]")[0])
+    (bare / "pyproject.toml").write_text(
+        (plain / "pyproject.toml").read_text().split("[tool.hatch.build.targets.wheel.force-include]")[0]
+    )
     (bare / pkg).mkdir()
     (bare / pkg / "__init__.py").write_text("")
     out: dict[str, Path] = {}
@@ -361,29 +399,70 @@ def build_case(report: Report, py: Path, artifact: Path, name: str, work: Path, 
     t = interleaved(repeats, ours=ours, theirs=theirs, writer=writer)
     size = artifact.stat().st_size / 1e6
     target = {"floats": "<= 0.2x", "forest": "<= 0.7x"}[name]
-    report.add("1 build", f"{name} ({size:.0f} MB): the hook now vs plain hatchling, s", t["ours"], t["theirs"], "s", target)
-    report.add("1 build", f"{name}: hatchling + wheel_writer ({chosen[-1]}) vs plain hatchling, s", t["writer"], t["theirs"], "s", target)
+    report.add(
+        "1 build", f"{name} ({size:.0f} MB): the hook now vs plain hatchling, s", t["ours"], t["theirs"], "s", target
+    )
+    report.add(
+        "1 build",
+        f"{name}: hatchling + wheel_writer ({chosen[-1]}) vs plain hatchling, s",
+        t["writer"],
+        t["theirs"],
+        "s",
+        target,
+    )
     if floor and name == "floats":
         report.add("1 build", "floats: hook now vs the floor (read+sha256+write), s", t["ours"], floor, "s", "<= 2x")
         report.add("1 build", "floats: hatchling + wheel_writer vs the floor, s", t["writer"], floor, "s", "<= 2x")
     size_target = "<= 1.05x" if name == "forest" else ""
     mb = {k: v.stat().st_size / 1e6 for k, v in out.items()}
-    report.add("1 size", f"{name}: wheel size, hook now vs plain hatchling, MB", mb["hook"], mb["plain"], "MB", size_target)
-    report.add("1 size", f"{name}: wheel size, wheel_writer vs plain hatchling, MB", mb["writer"], mb["plain"], "MB", size_target)
+    report.add(
+        "1 size", f"{name}: wheel size, hook now vs plain hatchling, MB", mb["hook"], mb["plain"], "MB", size_target
+    )
+    report.add(
+        "1 size",
+        f"{name}: wheel size, wheel_writer vs plain hatchling, MB",
+        mb["writer"],
+        mb["plain"],
+        "MB",
+        size_target,
+    )
 
     def install(whl: Path) -> Callable[[], float]:
         def go() -> float:
             target_dir = work / "pip-target"
             drop(target_dir)
-            r = run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--no-compile", "--target", str(target_dir), str(whl)])
+            r = run(
+                [
+                    str(py),
+                    "-m",
+                    "pip",
+                    "install",
+                    "-q",
+                    "--no-deps",
+                    "--no-index",
+                    "--no-compile",
+                    "--target",
+                    str(target_dir),
+                    str(whl),
+                ]
+            )
             drop(target_dir)
             return r.seconds
 
         return go
 
     t = interleaved(repeats, ours=install(out["hook"]), writer=install(out["writer"]), theirs=install(out["plain"]))
-    report.add("1 install", f"{name}: pip install, hook's wheel now vs hatchling's, s", t["ours"], t["theirs"], "s", "<= 1.0x")
-    report.add("1 install", f"{name}: pip install, wheel_writer's wheel vs hatchling's, s", t["writer"], t["theirs"], "s", "<= 1.0x")
+    report.add(
+        "1 install", f"{name}: pip install, hook's wheel now vs hatchling's, s", t["ours"], t["theirs"], "s", "<= 1.0x"
+    )
+    report.add(
+        "1 install",
+        f"{name}: pip install, wheel_writer's wheel vs hatchling's, s",
+        t["writer"],
+        t["theirs"],
+        "s",
+        "<= 1.0x",
+    )
     drop(out["plain"])
     drop(out["writer"])
     return out["hook"]
@@ -395,7 +474,14 @@ def fig_sdist(report: Report, py: Path, work: Path) -> None:
         r, sdist = build(py, root, "sdist")
         size = sdist.stat().st_size / 1e6
         rw, _ = build(py, root, "wheel")
-        report.add("sdist", f"{name}: sdist (tar.gz, gzip -9) vs wheel build time, s", r.seconds, rw.seconds, "s", note=f"sdist {size:.0f} MB")
+        report.add(
+            "sdist",
+            f"{name}: sdist (tar.gz, gzip -9) vs wheel build time, s",
+            r.seconds,
+            rw.seconds,
+            "s",
+            note=f"sdist {size:.0f} MB",
+        )
         drop(sdist)
 
 
@@ -406,7 +492,15 @@ def fig_memory(report: Report, py: Path, models: dict[str, Path], work: Path) ->
         rss[name] = build(py, root)[0].maxrss_mb
         drop(root)
     big, small = models["mem_big"].stat().st_size / 1e6, models["mem_small"].stat().st_size / 1e6
-    report.add("2 memory", f"build peak RSS, {big:.0f} MB artifact vs {small:.0f} MB, MB", rss["mem_big"], rss["mem_small"], "MB", "within +50 MB", note=f"difference {rss['mem_big'] - rss['mem_small']:+.0f} MB")
+    report.add(
+        "2 memory",
+        f"build peak RSS, {big:.0f} MB artifact vs {small:.0f} MB, MB",
+        rss["mem_big"],
+        rss["mem_small"],
+        "MB",
+        "within +50 MB",
+        note=f"difference {rss['mem_big'] - rss['mem_small']:+.0f} MB",
+    )
 
 
 def install_run_env(work: Path, wheels: dict[str, dict[str, Path]]) -> Path:
@@ -416,7 +510,9 @@ def install_run_env(work: Path, wheels: dict[str, dict[str, Path]]) -> Path:
     # --compile-bytecode: as pip does by default. Without it (uv's default, and PYTHONDONTWRITEBYTECODE or a
     # read-only site-packages) every `import churn_model` compiles the generated loader again (~5 ms).
     wheels_ = [str(w["hook"]) for w in wheels.values()]
-    subprocess.run([UV, "pip", "install", "-q", "--compile-bytecode", "--python", str(py), "--no-deps", *wheels_], check=True)
+    subprocess.run(
+        [UV, "pip", "install", "-q", "--compile-bytecode", "--python", str(py), "--no-deps", *wheels_], check=True
+    )
     return py
 
 
@@ -426,7 +522,9 @@ def fig_import(report: Report, py: Path, repeats: int) -> None:
         ours=lambda: run([str(py), "-c", "import churn_model"]).seconds,
         theirs=lambda: run([str(py), "-c", "pass"]).seconds,
     )
-    report.add("3 import", "python -c 'import churn_model' vs python -c pass, s", t["ours"], t["theirs"], "s", "<= 1.3x")
+    report.add(
+        "3 import", "python -c 'import churn_model' vs python -c pass, s", t["ours"], t["theirs"], "s", "<= 1.3x"
+    )
 
 
 LOAD = """
@@ -488,7 +586,14 @@ def fig_scan(report: Report, models: dict[str, Path], repeats: int) -> None:
         return time.perf_counter() - t
 
     t = interleaved(repeats, ours=scan, theirs=sha)
-    report.add("5 scan", f"static scan of the forest ({path.stat().st_size / 1e6:.0f} MB) vs sha256 of it, s", t["ours"], t["theirs"], "s", "< 1.0x")
+    report.add(
+        "5 scan",
+        f"static scan of the forest ({path.stat().st_size / 1e6:.0f} MB) vs sha256 of it, s",
+        t["ours"],
+        t["theirs"],
+        "s",
+        "< 1.0x",
+    )
 
 
 # -- main -------------------------------------------------------------------------------------------
@@ -500,7 +605,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, help="repeats per build/load figure (median reported)")
     ap.add_argument("--workdir", type=Path, help="where models, projects and venvs go (default: a temp dir, removed)")
     ap.add_argument("--json", type=Path, help="write the results here")
-    ap.add_argument("--only", default="floor,build,memory,sdist,import,load,scan", help="comma-separated figures to run")
+    ap.add_argument(
+        "--only", default="floor,build,memory,sdist,import,load,scan", help="comma-separated figures to run"
+    )
     args = ap.parse_args(argv)
     cfg = dict(QUICK if args.quick else FULL)
     repeats = args.repeats or cfg["repeats"]
@@ -510,7 +617,9 @@ def main(argv: list[str] | None = None) -> int:
     need = cfg["floats_bytes"] * 3 + cfg["mem_big"] * 2 + (1 << 30)
     free = shutil.disk_usage(work).free
     if free < need:
-        raise SystemExit(f"{work}: needs ~{need / 1e9:.0f} GB free, has {free / 1e9:.0f} GB; pass --workdir elsewhere or --quick")
+        raise SystemExit(
+            f"{work}: needs ~{need / 1e9:.0f} GB free, has {free / 1e9:.0f} GB; pass --workdir elsewhere or --quick"
+        )
     info = {"mode": "quick" if args.quick else "full", "repeats": repeats, "machine": machine(), "versions": versions()}
     print(json.dumps(info, indent=2), flush=True)
     report = Report()
@@ -566,7 +675,9 @@ def markdown(info: dict[str, Any]) -> str:
         elif r["figure"].startswith("6") and r["baseline"] == 1:
             lines.append(f"| {r['figure']} | {r['what']} | {r['ours']:.2f} | | | | {r['note']} |")
         else:
-            lines.append(f"| {r['figure']} | {r['what']} | {r['ours']:.3f} | {r['baseline']:.3f} | {r['ratio']:.2f}x | {r['target']} | {r['note']} |")
+            lines.append(
+                f"| {r['figure']} | {r['what']} | {r['ours']:.3f} | {r['baseline']:.3f} | {r['ratio']:.2f}x | {r['target']} | {r['note']} |"
+            )
     return "\n".join(lines)
 
 

@@ -42,11 +42,18 @@ def main() -> None:
         HTTPServer(("127.0.0.1", args.port), Handler).serve_forever()
         return
     sample_file = Path(__file__).parent / "artifacts" / "sample.npy"
-    sample = np.load(sample_file) if sample_file.exists() else np.random.default_rng(0).normal(size=(5, len(FEATURES))).astype("float32")
+    sample = (
+        np.load(sample_file)
+        if sample_file.exists()
+        else np.random.default_rng(0).normal(size=(5, len(FEATURES))).astype("float32")
+    )
     keras_scores = score(sample)
     serving_scores = np.asarray(SERVING.serve(sample)).ravel().tolist()
     for row, p, q in zip(sample, keras_scores, serving_scores, strict=True):
-        print({f: round(float(v), 2) for f, v in zip(FEATURES, row, strict=True)}, f"p(failure) = {p:.3f} (SavedModel: {q:.3f})")
+        print(
+            {f: round(float(v), 2) for f, v in zip(FEATURES, row, strict=True)},
+            f"p(failure) = {p:.3f} (SavedModel: {q:.3f})",
+        )
 
 
 if __name__ == "__main__":

@@ -95,7 +95,9 @@ print("requires:", churn_model.metadata()["requires"])
         else:
             raise SystemExit("the service did not start")
         record = [{"tenure_months": 3, "monthly_charges": 95.0, "support_calls": 4, "contract": "monthly"}]
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=json.dumps(record).encode(), method="POST")
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/predict", data=json.dumps(record).encode(), method="POST"
+        )
         answer = json.load(urllib.request.urlopen(req, timeout=10))
         print("service health:", health)
         print("service prediction for a new, unhappy monthly customer:", answer["churn_probability"])

@@ -166,7 +166,9 @@ class ModelpackBuildHook(BuildHookInterface[BuilderConfig]):
         if not missing:
             return
         build_data["dependencies"].extend(missing)
-        self.app.display_warning(_missing_metadata_hook(missing, self.metadata.dynamic, self.metadata.hatch.metadata.hook_config))
+        self.app.display_warning(
+            _missing_metadata_hook(missing, self.metadata.dynamic, self.metadata.hatch.metadata.hook_config)
+        )
 
     # -- temporary files -------------------------------------------------------------------------
 
@@ -186,7 +188,9 @@ def _missing_metadata_hook(missing: list[str], dynamic: list[str], hook_config: 
     """What breaks without the metadata hook (checked with each tool), and only the steps still missing."""
     steps = []
     if "dependencies" not in dynamic:
-        steps.append('add `dynamic = ["dependencies"]` to [project] (moving your own dependencies into the table below)')
+        steps.append(
+            'add `dynamic = ["dependencies"]` to [project] (moving your own dependencies into the table below)'
+        )
     if "modelpack" not in hook_config:
         steps.append("add an empty [tool.hatch.metadata.hooks.modelpack] table")
     return (

@@ -91,15 +91,21 @@ def render_inspect(src: Source) -> str:
     rows = []
     for name, e in m["models"].items():
         frameworks = ", ".join(f"{k} {v}" for k, v in sorted(e.get("frameworks", {}).items())) or "-"
-        rows.append([
-            name + (" *" if name == m.get("default") else ""),
-            e.get("format", "?"),
-            human_size(model_size(e)),
-            str(len(e.get("files", []))),
-            ", ".join(e.get("requires", [])) or "-",
-            frameworks,
-        ])
-    out += ["", table(rows, ["MODEL", "FORMAT", "SIZE", "FILES", "REQUIRES", "RECORDED VERSIONS"]), "(* = default model)"]
+        rows.append(
+            [
+                name + (" *" if name == m.get("default") else ""),
+                e.get("format", "?"),
+                human_size(model_size(e)),
+                str(len(e.get("files", []))),
+                ", ".join(e.get("requires", [])) or "-",
+                frameworks,
+            ]
+        )
+    out += [
+        "",
+        table(rows, ["MODEL", "FORMAT", "SIZE", "FILES", "REQUIRES", "RECORDED VERSIONS"]),
+        "(* = default model)",
+    ]
     out += ["", table([[n, signed_by(e.get("signature"))] for n, e in m["models"].items()], ["MODEL", "SIGNED BY"])]
     files = []
     for name, e in m["models"].items():
@@ -151,14 +157,24 @@ def cmd_verify(args: argparse.Namespace) -> int:
         try:
             from hatch_modelpack.signing import signature_results
         except ImportError:
-            raise CLIError(f"checking signatures needs hatch-modelpack itself in {sys.prefix}: pip install 'hatch-modelpack[sign]' there") from None
+            raise CLIError(
+                f"checking signatures needs hatch-modelpack itself in {sys.prefix}: pip install 'hatch-modelpack[sign]' there"
+            ) from None
         results += signature_results(src, args.public_key, args.certificate_chain or [])
     versions = version_findings(src)
     bad = [r for r in results if r["status"] != "ok"] + (versions if args.strict else [])
     if args.json:
-        print(json.dumps({"location": src.label, "ok": not bad, "files": results, "versions": versions}, indent=2, sort_keys=True))
+        print(
+            json.dumps(
+                {"location": src.label, "ok": not bad, "files": results, "versions": versions}, indent=2, sort_keys=True
+            )
+        )
     else:
-        print(table([[r["model"], r["status"].upper(), r["file"]] for r in results + versions], ["MODEL", "STATUS", "FILE"]))
+        print(
+            table(
+                [[r["model"], r["status"].upper(), r["file"]] for r in results + versions], ["MODEL", "STATUS", "FILE"]
+            )
+        )
         for v in versions:
             print(f"model {v['model']!r}: load() will refuse it here: {v['detail']}")
     if bad:
@@ -173,10 +189,17 @@ def cmd_verify(args: argparse.Namespace) -> int:
             else "rebuild or re-download the wheel"
         )
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        print(f"{PROG}: verify failed: {first['file']}: {first['status']}: {first['detail']}{more}; {how}", file=sys.stderr)
+        print(
+            f"{PROG}: verify failed: {first['file']}: {first['status']}: {first['detail']}{more}; {how}",
+            file=sys.stderr,
+        )
         return 1
     if not args.json:
-        note = f"; {len(versions)} model(s) with framework versions load() refuses (--strict fails on them)" if versions else ""
+        note = (
+            f"; {len(versions)} model(s) with framework versions load() refuses (--strict fails on them)"
+            if versions
+            else ""
+        )
         print(f"{len(results)} file(s) match the manifest of {src.meta.get('name')} {src.meta.get('version')}{note}")
     return 0
 
@@ -198,7 +221,17 @@ def cmd_list(args: argparse.Namespace) -> int:
         if not i["models"]:
             rows.append([i["distribution"], i["version"], i["package"], "-", "-", "-", loc])
         for mdl in i["models"]:
-            rows.append([i["distribution"], i["version"], i["package"], mdl["name"] + (" *" if mdl["default"] else ""), mdl["format"], human_size(mdl["size"]), loc])
+            rows.append(
+                [
+                    i["distribution"],
+                    i["version"],
+                    i["package"],
+                    mdl["name"] + (" *" if mdl["default"] else ""),
+                    mdl["format"],
+                    human_size(mdl["size"]),
+                    loc,
+                ]
+            )
     print(table(rows, ["DISTRIBUTION", "VERSION", "PACKAGE", "MODEL", "FORMAT", "SIZE", "LOCATION"]))
     return 0
 
@@ -232,7 +265,14 @@ def render_diff(old: Source, new: Source, changes: list[dict[str, Any]]) -> str:
             if not c["added"] and not c["removed"]:
                 rows.append([c["path"], "reordered", "", ""])
         else:
-            rows.append([c["path"], c["change"], _fmt_value(c.get("old", MISSING), c["path"]), _fmt_value(c.get("new", MISSING), c["path"])])
+            rows.append(
+                [
+                    c["path"],
+                    c["change"],
+                    _fmt_value(c.get("old", MISSING), c["path"]),
+                    _fmt_value(c.get("new", MISSING), c["path"]),
+                ]
+            )
     return head + "\n\n" + table(rows, ["WHAT", "CHANGE", "OLD", "NEW"])
 
 
@@ -263,7 +303,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     # so the other commands keep running where only the standard library is (see --python).
     from hatch_modelpack.scaffold import InitRequest, init_project
 
-    req = InitRequest(args.name, args.model, args.dir, args.model_name, args.format, args.version, args.description or "", args.force)
+    req = InitRequest(
+        args.name, args.model, args.dir, args.model_name, args.format, args.version, args.description or "", args.force
+    )
     done = init_project(req)
     if done.copied is not None:
         print(f"copied {args.model} -> {done.copied}")
@@ -279,14 +321,22 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Inspect, verify, list, compare and start model packages built by hatch-modelpack.")
+    p = argparse.ArgumentParser(
+        prog=PROG, description="Inspect, verify, list, compare and start model packages built by hatch-modelpack."
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
     def with_python(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--python", metavar="PATH", help="look in the environment of this interpreter (e.g. .venv/bin/python) instead of this one")
+        sp.add_argument(
+            "--python",
+            metavar="PATH",
+            help="look in the environment of this interpreter (e.g. .venv/bin/python) instead of this one",
+        )
 
-    sp = sub.add_parser("inspect", help="models, formats, sizes, hashes, requirements and versions of a wheel or installed package")
+    sp = sub.add_parser(
+        "inspect", help="models, formats, sizes, hashes, requirements and versions of a wheel or installed package"
+    )
     sp.add_argument("target", metavar="WHEEL_OR_PACKAGE")
     sp.add_argument("--json", action="store_true", help="print the manifest and core metadata as JSON")
     with_python(sp)
@@ -295,9 +345,18 @@ def _parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("verify", help="re-hash an installed package's (or a wheel's) artifacts against its manifest")
     sp.add_argument("target", metavar="PACKAGE")
     sp.add_argument("--json", action="store_true")
-    sp.add_argument("--strict", action="store_true", help="also fail when installed framework versions differ from the recorded ones (load() refuses them)")
+    sp.add_argument(
+        "--strict",
+        action="store_true",
+        help="also fail when installed framework versions differ from the recorded ones (load() refuses them)",
+    )
     sp.add_argument("--public-key", metavar="PUB.pem", help="also require each model's signature by this key")
-    sp.add_argument("--certificate-chain", metavar="PEM", action="append", help="also require a certificate signature chaining to these (repeatable)")
+    sp.add_argument(
+        "--certificate-chain",
+        metavar="PEM",
+        action="append",
+        help="also require a certificate signature chaining to these (repeatable)",
+    )
     with_python(sp)
     sp.set_defaults(func=cmd_verify)
 
@@ -318,13 +377,20 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("wheel", metavar="WHEEL")
     sp.add_argument("--private-key", required=True, metavar="KEY.pem", help="EC private key (P-256/P-384) in PEM")
     sp.add_argument("--signing-certificate", metavar="CERT.pem", help="certificate mode: the key's certificate")
-    sp.add_argument("--certificate-chain", metavar="PEM", action="append", help="certificate mode: intermediates/root (repeatable)")
+    sp.add_argument(
+        "--certificate-chain", metavar="PEM", action="append", help="certificate mode: intermediates/root (repeatable)"
+    )
     sp.add_argument("-o", "--output", metavar="PATH", help="write the signed wheel here instead of in place")
     sp.set_defaults(func=cmd_sign)
 
     sp = sub.add_parser("init", help="write pyproject.toml and README.md that package an existing model artifact")
     sp.add_argument("name", metavar="NAME", help="the project (distribution) name, e.g. churn-model")
-    sp.add_argument("--model", required=True, metavar="PATH", help="the trained artifact (copied into artifacts/ when outside the project)")
+    sp.add_argument(
+        "--model",
+        required=True,
+        metavar="PATH",
+        help="the trained artifact (copied into artifacts/ when outside the project)",
+    )
     sp.add_argument("--dir", metavar="DIR", help="the project directory (default: the current directory)")
     sp.add_argument("--model-name", metavar="NAME", help="the model's name in load(NAME) (default: from the file name)")
     sp.add_argument("--format", help="the artifact format, checked against its bytes (default: inferred)")
@@ -333,13 +399,20 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--force", action="store_true", help="overwrite existing pyproject.toml / README.md")
     sp.set_defaults(func=cmd_init)
 
-    sp = sub.add_parser("serve", help="serve every model of an installed package with MLServer (V2 protocol); needs hatch-modelpack[serve]")
+    sp = sub.add_parser(
+        "serve",
+        help="serve every model of an installed package with MLServer (V2 protocol); needs hatch-modelpack[serve]",
+    )
     sp.add_argument("package", metavar="PACKAGE")
     sp.add_argument("--host", default="127.0.0.1")
     sp.add_argument("--port", type=int, default=8080, help="HTTP port (default: 8080)")
     sp.add_argument("--grpc-port", type=int, default=8081, help="gRPC port (default: 8081)")
     sp.add_argument("--metrics-port", type=int, default=8082, help="Prometheus metrics port (default: 8082)")
-    sp.add_argument("--settings-only", metavar="DIR", help="write MLServer settings to DIR for `mlserver start DIR` instead of serving")
+    sp.add_argument(
+        "--settings-only",
+        metavar="DIR",
+        help="write MLServer settings to DIR for `mlserver start DIR` instead of serving",
+    )
     sp.set_defaults(func=cmd_serve)
     return p
 

@@ -30,9 +30,26 @@ FORMATS = FORMAT_NAMES  # the names live in hatch_modelpack.contract, shared wit
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 #: Keys hatchling itself reads from every build hook's table; they are not ours to validate.
-HATCHLING_KEYS = frozenset({"dependencies", "require-runtime-dependencies", "require-runtime-features", "enable-by-default"})
+HATCHLING_KEYS = frozenset(
+    {"dependencies", "require-runtime-dependencies", "require-runtime-features", "enable-by-default"}
+)
 TOP_KEYS = frozenset({"package", "models", "pin", "allow-globals", "compression"})
-MODEL_KEYS = frozenset({"path", "format", "default", "requires", "description", "metadata", "pin", "allow-globals", "check", "compression", "trust-remote-code", "signature"})
+MODEL_KEYS = frozenset(
+    {
+        "path",
+        "format",
+        "default",
+        "requires",
+        "description",
+        "metadata",
+        "pin",
+        "allow-globals",
+        "check",
+        "compression",
+        "trust-remote-code",
+        "signature",
+    }
+)
 
 CHECK_KEYS = frozenset({"input", "expected", "tolerance", "method", "timeout"})
 EXAMPLE_SUFFIXES = (".npy", ".csv", ".json")
@@ -128,14 +145,23 @@ def _did_you_mean(word: str, options: frozenset[str]) -> str:
 
 
 def _type_name(value: Any) -> str:
-    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array", dict: "a table"}.get(
-        type(value), type(value).__name__
-    )
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
 
 
 def _string_list(ctx: Ctx, key: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ctx.error(key, f"must be an array of strings, not {_type_name(value)}", f'Write for example {key.split(".")[-1]} = ["..."].')
+        raise ctx.error(
+            key,
+            f"must be an array of strings, not {_type_name(value)}",
+            f'Write for example {key.split(".")[-1]} = ["..."].',
+        )
     return tuple(value)
 
 
@@ -144,7 +170,11 @@ def requirements_list(ctx: Ctx, key: str, value: Any) -> tuple[str, ...]:
     for r in reqs:
         problem = check_requirement(r)
         if problem:
-            raise ctx.error(key, f"holds {r!r}, which is not a valid requirement ({problem})", 'Write requirements as pip does, e.g. "scikit-learn==1.5.2".')
+            raise ctx.error(
+                key,
+                f"holds {r!r}, which is not a valid requirement ({problem})",
+                'Write requirements as pip does, e.g. "scikit-learn==1.5.2".',
+            )
     return reqs
 
 
@@ -160,28 +190,54 @@ def _allow_globals(ctx: Ctx, key: str, value: Any) -> tuple[str, ...]:
     names = _string_list(ctx, key, value)
     for n in names:
         if not re.match(r"^[A-Za-z_][\w.]*\.(\*|[A-Za-z_]\w*)$", n):
-            raise ctx.error(key, f"holds {n!r}, which is not a dotted global name", 'Write "module.Name" or "module.*", e.g. "churn_features.Ratios".')
+            raise ctx.error(
+                key,
+                f"holds {n!r}, which is not a dotted global name",
+                'Write "module.Name" or "module.*", e.g. "churn_features.Ratios".',
+            )
     return names
 
 
 def _resolve_path(ctx: Ctx, key: str, value: Any) -> Path:
     if not isinstance(value, str) or not value:
-        raise ctx.error(key, f"must be a path string, not {_type_name(value)}", 'Write the artifact\'s path relative to the project root, e.g. "artifacts/model.joblib".')
+        raise ctx.error(
+            key,
+            f"must be a path string, not {_type_name(value)}",
+            'Write the artifact\'s path relative to the project root, e.g. "artifacts/model.joblib".',
+        )
     if os.path.isabs(value) or value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", value):
-        raise ctx.error(key, f"is the absolute path {value!r}; artifacts must live inside the project", "Copy the artifact into the project (e.g. artifacts/) and give its path relative to the project root.")
+        raise ctx.error(
+            key,
+            f"is the absolute path {value!r}; artifacts must live inside the project",
+            "Copy the artifact into the project (e.g. artifacts/) and give its path relative to the project root.",
+        )
     candidate = ctx.root / value
     root_real = Path(os.path.realpath(ctx.root))
     real = Path(os.path.realpath(candidate))
     if real != root_real and root_real not in real.parents:
         lexical = os.path.normpath(os.path.join(str(ctx.root), value))
-        via = "through a symbolic link " if (lexical == str(root_real) or lexical.startswith(str(ctx.root) + os.sep)) else ""
-        raise ctx.error(key, f"points {via}outside the project root ({value!r} resolves to {real})", "Artifacts ship in the sdist, so they must live inside the project: copy the file into the project instead of linking to it.")
+        via = (
+            "through a symbolic link "
+            if (lexical == str(root_real) or lexical.startswith(str(ctx.root) + os.sep))
+            else ""
+        )
+        raise ctx.error(
+            key,
+            f"points {via}outside the project root ({value!r} resolves to {real})",
+            "Artifacts ship in the sdist, so they must live inside the project: copy the file into the project instead of linking to it.",
+        )
     if not os.path.lexists(candidate):
-        raise ctx.error(key, f"names {value!r}, which does not exist", "Train or copy the model there first (paths are relative to the project root), or fix the path.")
+        raise ctx.error(
+            key,
+            f"names {value!r}, which does not exist",
+            "Train or copy the model there first (paths are relative to the project root), or fix the path.",
+        )
     return real
 
 
-def check_keys(ctx: Ctx, key: str, table: dict[str, Any], known: frozenset[str], ignore: frozenset[str] = frozenset()) -> None:
+def check_keys(
+    ctx: Ctx, key: str, table: dict[str, Any], known: frozenset[str], ignore: frozenset[str] = frozenset()
+) -> None:
     for k in table:
         if k not in known and k not in ignore:
             where = f"{key}.{k}" if key else k
@@ -191,13 +247,25 @@ def check_keys(ctx: Ctx, key: str, table: dict[str, Any], known: frozenset[str],
 def _model(ctx: Ctx, name: Any, spec: Any) -> ModelConfig:
     key = f"models.{name}"
     if isinstance(name, str) and NAME_RE.match(name) and keyword.iskeyword(name):
-        raise ctx.error(key, f"names a model {name!r}, which is a Python keyword (model names are identifiers that are not keywords)", f'Rename the model, e.g. "{name}_model".')
+        raise ctx.error(
+            key,
+            f"names a model {name!r}, which is a Python keyword (model names are identifiers that are not keywords)",
+            f'Rename the model, e.g. "{name}_model".',
+        )
     if not isinstance(name, str) or not NAME_RE.match(name):
-        raise ctx.error(key, f"names a model {name!r}, which is not a lowercase identifier", 'Model names match [a-z][a-z0-9_]*, e.g. "churn" or "churn_v2".')
+        raise ctx.error(
+            key,
+            f"names a model {name!r}, which is not a lowercase identifier",
+            'Model names match [a-z][a-z0-9_]*, e.g. "churn" or "churn_v2".',
+        )
     if isinstance(spec, str):
         spec = {"path": spec}
     if not isinstance(spec, dict):
-        raise ctx.error(key, f"must be a path string or a table, not {_type_name(spec)}", f'Write {name} = "artifacts/{name}.joblib" or a [{ctx.table}.models.{name}] table.')
+        raise ctx.error(
+            key,
+            f"must be a path string or a table, not {_type_name(spec)}",
+            f'Write {name} = "artifacts/{name}.joblib" or a [{ctx.table}.models.{name}] table.',
+        )
     check_keys(ctx, key, spec, MODEL_KEYS)
     if "path" not in spec:
         raise ctx.error(key, "has no `path`", f'Add path = "artifacts/{name}.joblib" (relative to the project root).')
@@ -206,17 +274,33 @@ def _model(ctx: Ctx, name: Any, spec: Any) -> ModelConfig:
     if fmt is not None and fmt not in FORMATS:
         hint = difflib.get_close_matches(str(fmt), FORMATS, n=1)
         fix = f"Did you mean {hint[0]!r}? " if hint else ""
-        raise ctx.error(f"{key}.format", f"is {fmt!r}, which is not a format hatch-modelpack knows", f"{fix}Use one of: {', '.join(FORMATS)}, or leave it out to infer it.")
+        raise ctx.error(
+            f"{key}.format",
+            f"is {fmt!r}, which is not a format hatch-modelpack knows",
+            f"{fix}Use one of: {', '.join(FORMATS)}, or leave it out to infer it.",
+        )
     default = spec.get("default", False)
     if not isinstance(default, bool):
-        raise ctx.error(f"{key}.default", f"must be true or false, not {_type_name(default)}", "Write default = true on the one model load() returns without a name.")
+        raise ctx.error(
+            f"{key}.default",
+            f"must be true or false, not {_type_name(default)}",
+            "Write default = true on the one model load() returns without a name.",
+        )
     requires = requirements_list(ctx, f"{key}.requires", spec["requires"]) if "requires" in spec else None
     description = spec.get("description", "")
     if not isinstance(description, str):
-        raise ctx.error(f"{key}.description", f"must be a string, not {_type_name(description)}", 'Write description = "what the model predicts".')
+        raise ctx.error(
+            f"{key}.description",
+            f"must be a string, not {_type_name(description)}",
+            'Write description = "what the model predicts".',
+        )
     metadata = spec.get("metadata", {})
     if not isinstance(metadata, dict):
-        raise ctx.error(f"{key}.metadata", f"must be a table, not {_type_name(metadata)}", "Write metadata = { auc = 0.91, training-data = \"...\" }.")
+        raise ctx.error(
+            f"{key}.metadata",
+            f"must be a table, not {_type_name(metadata)}",
+            'Write metadata = { auc = 0.91, training-data = "..." }.',
+        )
     return ModelConfig(
         name=name,
         path=spec["path"],
@@ -237,7 +321,11 @@ def _model(ctx: Ctx, name: Any, spec: Any) -> ModelConfig:
 
 def _flag(ctx: Ctx, key: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ctx.error(key, f"must be true or false, not {_type_name(value)}", "Write trust-remote-code = true only for a model whose own code you have reviewed.")
+        raise ctx.error(
+            key,
+            f"must be true or false, not {_type_name(value)}",
+            "Write trust-remote-code = true only for a model whose own code you have reviewed.",
+        )
     return value
 
 
@@ -245,7 +333,11 @@ def _compression(ctx: Ctx, key: str, value: Any) -> str | None:
     if value is None:
         return None
     if value not in COMPRESSIONS:
-        raise ctx.error(key, f"is {value!r}", f"Use one of: {', '.join(repr(c) for c in COMPRESSIONS)} (\"auto\" stores artifacts that deflate would not shrink).")
+        raise ctx.error(
+            key,
+            f"is {value!r}",
+            f'Use one of: {", ".join(repr(c) for c in COMPRESSIONS)} ("auto" stores artifacts that deflate would not shrink).',
+        )
     return str(value)
 
 
@@ -255,23 +347,48 @@ def _check(ctx: Ctx, key: str, value: Any) -> CheckConfig:
     if isinstance(value, str):
         value = {"input": value}
     if not isinstance(value, dict):
-        raise ctx.error(key, f"must be a table, not {_type_name(value)}", f'Write a {table} table with input = "checks/example.npy".')
+        raise ctx.error(
+            key,
+            f"must be a table, not {_type_name(value)}",
+            f'Write a {table} table with input = "checks/example.npy".',
+        )
     check_keys(ctx, key, value, CHECK_KEYS)
     if "input" not in value:
-        raise ctx.error(key, "has no `input`", f'Add input = "checks/example.npy" (an .npy, .csv or .json example) to {table}.')
+        raise ctx.error(
+            key, "has no `input`", f'Add input = "checks/example.npy" (an .npy, .csv or .json example) to {table}.'
+        )
     input_rel, input_source = _example(ctx, key, value, "input")
     expected_rel, expected_source = _example(ctx, key, value, "expected") if "expected" in value else (None, None)
     tolerance = value.get("tolerance", DEFAULT_TOLERANCE)
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not math.isfinite(tolerance) or tolerance < 0:
-        raise ctx.error(f"{key}.tolerance", f"is {tolerance!r}", "Write a non-negative number, e.g. tolerance = 1e-6 (relative and absolute).")
+    if (
+        isinstance(tolerance, bool)
+        or not isinstance(tolerance, (int, float))
+        or not math.isfinite(tolerance)
+        or tolerance < 0
+    ):
+        raise ctx.error(
+            f"{key}.tolerance",
+            f"is {tolerance!r}",
+            "Write a non-negative number, e.g. tolerance = 1e-6 (relative and absolute).",
+        )
     if "tolerance" in value and expected_rel is None:
-        raise ctx.error(f"{key}.tolerance", "is set, but there is no `expected` output to compare with", f'Add expected = "checks/expected.npy" to {table}, or remove tolerance.')
+        raise ctx.error(
+            f"{key}.tolerance",
+            "is set, but there is no `expected` output to compare with",
+            f'Add expected = "checks/expected.npy" to {table}, or remove tolerance.',
+        )
     method = value.get("method")
     if method is not None and (not isinstance(method, str) or not method):
-        raise ctx.error(f"{key}.method", f"is {method!r}", 'Write the method to call, e.g. method = "predict_proba" (for ONNX: an output name).')
+        raise ctx.error(
+            f"{key}.method",
+            f"is {method!r}",
+            'Write the method to call, e.g. method = "predict_proba" (for ONNX: an output name).',
+        )
     timeout = value.get("timeout", DEFAULT_TIMEOUT)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ctx.error(f"{key}.timeout", f"is {timeout!r}", "Write the seconds the check may take, e.g. timeout = 600.")
+        raise ctx.error(
+            f"{key}.timeout", f"is {timeout!r}", "Write the seconds the check may take, e.g. timeout = 600."
+        )
     return CheckConfig(input_rel, input_source, expected_rel, expected_source, float(tolerance), method, float(timeout))
 
 
@@ -296,7 +413,9 @@ def load_config(root: str | Path, config: dict[str, Any], project_name: str, tab
     """Validate the hook's table (as hatchling hands it over) into a :class:`PackConfig`, once per process."""
     # The project name matters only as the default package name; hatchling hands the build hook a
     # normalised one and the metadata hook the one written, so the key uses what they share.
-    key = json.dumps([os.fspath(root), table, normalize_package_name(project_name), config], sort_keys=True, default=str)
+    key = json.dumps(
+        [os.fspath(root), table, normalize_package_name(project_name), config], sort_keys=True, default=str
+    )
     if key not in _CONFIGS:
         _CONFIGS[key] = _validate(Path(root), config, project_name, table)
     return _CONFIGS[key]
@@ -307,29 +426,55 @@ def _validate(root: Path, config: dict[str, Any], project_name: str, table: str)
     check_keys(ctx, "", config, TOP_KEYS, HATCHLING_KEYS)
     package = config.get("package", normalize_package_name(project_name))
     if not isinstance(package, str) or not package.isidentifier() or keyword.iskeyword(package):
-        raise ctx.error("package", f"is {package!r}, which is not a Python import name", 'Write an identifier such as package = "churn_model" (letters, digits, underscores).')
+        raise ctx.error(
+            "package",
+            f"is {package!r}, which is not a Python import name",
+            'Write an identifier such as package = "churn_model" (letters, digits, underscores).',
+        )
     models_table = config.get("models")
     if models_table is None:
-        raise ctx.error("models", "is missing, so there is nothing to package", f'Add a [{table}.models] table, e.g. churn = "artifacts/churn.joblib".')
+        raise ctx.error(
+            "models",
+            "is missing, so there is nothing to package",
+            f'Add a [{table}.models] table, e.g. churn = "artifacts/churn.joblib".',
+        )
     if not isinstance(models_table, dict):
-        raise ctx.error("models", f"must be a table, not {_type_name(models_table)}", f'Write [{table}.models] with lines like churn = "artifacts/churn.joblib".')
+        raise ctx.error(
+            "models",
+            f"must be a table, not {_type_name(models_table)}",
+            f'Write [{table}.models] with lines like churn = "artifacts/churn.joblib".',
+        )
     if not models_table:
-        raise ctx.error("models", "is empty, so there is nothing to package", 'Add a model, e.g. churn = "artifacts/churn.joblib".')
+        raise ctx.error(
+            "models", "is empty, so there is nothing to package", 'Add a model, e.g. churn = "artifacts/churn.joblib".'
+        )
     models = tuple(_model(ctx, name, spec) for name, spec in models_table.items())
     seen: dict[Path, str] = {}
     for m in models:
         if m.source in seen:
-            raise ctx.error(f"models.{m.name}.path", f"is the same artifact as models.{seen[m.source]}", "Declare each artifact once and load it under one name.")
+            raise ctx.error(
+                f"models.{m.name}.path",
+                f"is the same artifact as models.{seen[m.source]}",
+                "Declare each artifact once and load it under one name.",
+            )
         seen[m.source] = m.name
     defaults = [m.name for m in models if m.default]
     if len(defaults) > 1:
-        raise ctx.error("models", f"marks several models as default ({', '.join(defaults)})", "Keep default = true on exactly one of them.")
+        raise ctx.error(
+            "models",
+            f"marks several models as default ({', '.join(defaults)})",
+            "Keep default = true on exactly one of them.",
+        )
     if defaults:
         default = defaults[0]
     elif len(models) == 1:
         default = models[0].name
     else:
-        raise ctx.error("models", f"declares several models ({', '.join(m.name for m in models)}) and none is the default", "Add default = true to the model load() should return without a name.")
+        raise ctx.error(
+            "models",
+            f"declares several models ({', '.join(m.name for m in models)}) and none is the default",
+            "Add default = true to the model load() should return without a name.",
+        )
     return PackConfig(
         root=Path(root),
         table=table,
@@ -363,5 +508,7 @@ def read_pyproject_table(root: str | Path) -> tuple[dict[str, Any], str, str]:
         return target, applicable_table("wheel", True), name
     table = hatch.get("build", {}).get("hooks", {}).get("modelpack")
     if table is None:
-        raise ConfigError(f"{path}: has no [{BUILD_TABLE}] table. Add it with a [{BUILD_TABLE}.models] table naming your artifacts.")
+        raise ConfigError(
+            f"{path}: has no [{BUILD_TABLE}] table. Add it with a [{BUILD_TABLE}.models] table naming your artifacts."
+        )
     return table, applicable_table("wheel", False), name

@@ -23,7 +23,23 @@ ENTRY_POINT_GROUP = "modelpack.models"
 EDITABLE_PREFIX = "_modelpack_editable_"
 
 #: Every format a model may declare (``raw`` is only ever declared, never inferred).
-FORMAT_NAMES = ("joblib", "pickle", "keras", "savedmodel", "skops", "onnx", "raw", "xgboost", "lightgbm", "catboost", "torch", "torchscript", "pt2", "safetensors", "transformers")
+FORMAT_NAMES = (
+    "joblib",
+    "pickle",
+    "keras",
+    "savedmodel",
+    "skops",
+    "onnx",
+    "raw",
+    "xgboost",
+    "lightgbm",
+    "catboost",
+    "torch",
+    "torchscript",
+    "pt2",
+    "safetensors",
+    "transformers",
+)
 #: How an artifact is stored in the wheel; ``auto`` stores files deflate would not shrink.
 COMPRESSIONS = ("auto", "deflate", "store")
 

@@ -30,13 +30,13 @@ class CLIError(Exception):
     """A problem the user can fix; printed as one line on stderr with a non-zero exit."""
 
 
-
 #: Printed by `modelpack init`; the README's "Install" section says the same at length.
 INSTALL_HINT = (
     "the build installs hatch-modelpack into its isolated environment, so your front end must find it: "
     "upload its wheel to your private index, or build it once (`python -m pip wheel --no-deps --wheel-dir "
     "~/wheels PATH/TO/hatch-modelpack`) and export PIP_FIND_LINKS=~/wheels UV_FIND_LINKS=~/wheels"
 )
+
 
 def signed_by(signer: dict[str, Any] | None) -> str:
     """Who the manifest says signed a model (``modelpack verify --public-key`` proves it)."""
@@ -47,6 +47,7 @@ def signed_by(signer: dict[str, Any] | None) -> str:
     if signer.get("method") == "certificate":
         return f"certificate {signer.get('identity') or signer.get('subject')} (sha256:{signer.get('certificate_sha256', '')[:16]})"
     return str(signer.get("method"))
+
 
 def _canon(name: str) -> str:
     """The distribution-name comparison key of PEP 503 (the stdlib has none; packaging may be absent)."""

@@ -26,9 +26,24 @@ MAX_DEPTH = 16
 
 #: TensorFlow DataType enum values -> names, for the dtypes signatures use in practice.
 DTYPES: dict[int, str] = {
-    1: "float32", 2: "float64", 3: "int32", 4: "uint8", 5: "int16", 6: "int8", 7: "string",
-    8: "complex64", 9: "int64", 10: "bool", 14: "bfloat16", 17: "uint16", 18: "complex128",
-    19: "float16", 20: "resource", 21: "variant", 22: "uint32", 23: "uint64",
+    1: "float32",
+    2: "float64",
+    3: "int32",
+    4: "uint8",
+    5: "int16",
+    6: "int8",
+    7: "string",
+    8: "complex64",
+    9: "int64",
+    10: "bool",
+    14: "bfloat16",
+    17: "uint16",
+    18: "complex128",
+    19: "float16",
+    20: "resource",
+    21: "variant",
+    22: "uint32",
+    23: "uint64",
 }
 
 
@@ -62,7 +77,9 @@ class Message:
         return cls(io.BytesIO(data), 0, len(data), label)
 
     def _error(self, what: str, pos: int) -> WireFormatError:
-        return WireFormatError(f"{self.label}: is not a valid protobuf message ({what} at byte {pos}); the file is truncated or is not what its name says. Export the model again.")
+        return WireFormatError(
+            f"{self.label}: is not a valid protobuf message ({what} at byte {pos}); the file is truncated or is not what its name says. Export the model again."
+        )
 
     def _varint(self, pos: int) -> tuple[int, int]:
         self.f.seek(pos)
@@ -230,5 +247,7 @@ def read_saved_model_file(path: Path, label: str) -> SavedModelInfo:
     except OSError as exc:
         raise ArtifactError(f"{label}: {path.name} cannot be read ({exc.strerror or exc})") from None
     if not info.meta_graphs:
-        raise ArtifactError(f"{label}: {path.name} holds no MetaGraph, so it is not a SavedModel TensorFlow can load. Export the model again with model.export(dir) or tf.saved_model.save(model, dir).")
+        raise ArtifactError(
+            f"{label}: {path.name} holds no MetaGraph, so it is not a SavedModel TensorFlow can load. Export the model again with model.export(dir) or tf.saved_model.save(model, dir)."
+        )
     return info

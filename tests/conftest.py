@@ -30,11 +30,20 @@ SCRIPTS = Path(sysconfig.get_path("scripts"))
 UV = str(SCRIPTS / "uv") if (SCRIPTS / "uv").exists() else (shutil.which("uv") or "uv")
 
 
-def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+def run(
+    cmd: list[str],
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    timeout: float = 900,
+) -> subprocess.CompletedProcess[str]:
     """Run a command, capturing output; on an unexpected failure show everything it printed."""
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
-        raise AssertionError(f"command failed ({proc.returncode}): {' '.join(map(str, cmd))}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
+        raise AssertionError(
+            f"command failed ({proc.returncode}): {' '.join(map(str, cmd))}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+        )
     return proc
 
 
@@ -79,7 +88,11 @@ def make_pipeline(seed: int = 0, kind: str = "logistic") -> tuple[Any, Any]:
     from sklearn.preprocessing import StandardScaler
 
     X, y = make_data(seed)
-    est = RandomForestClassifier(n_estimators=10, max_depth=4, random_state=seed) if kind == "forest" else LogisticRegression()
+    est = (
+        RandomForestClassifier(n_estimators=10, max_depth=4, random_state=seed)
+        if kind == "forest"
+        else LogisticRegression()
+    )
     return Pipeline([("scale", StandardScaler()), ("model", est)]).fit(X, y), X
 
 
@@ -116,7 +129,11 @@ class Project:
 
     def build(self, env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """``python -m build`` (sdist, then the wheel from the sdist) into ``dist/``."""
-        return run([sys.executable, "-m", "build", *args, "--outdir", str(self.root / "dist"), str(self.root)], env=env, check=check)
+        return run(
+            [sys.executable, "-m", "build", *args, "--outdir", str(self.root / "dist"), str(self.root)],
+            env=env,
+            check=check,
+        )
 
     def wheel(self) -> Path:
         wheels = sorted((self.root / "dist").glob("*.whl"))
@@ -128,7 +145,15 @@ class Project:
         return {p.relative_to(self.root).as_posix() for p in self.root.rglob("*")}
 
 
-def pyproject(name: str = "churn-model", version: str = "1.2.0", models: str = 'churn = "artifacts/churn.joblib"', extra: str = "", dynamic: bool = True, hook: str = "", deps: str = "") -> str:
+def pyproject(
+    name: str = "churn-model",
+    version: str = "1.2.0",
+    models: str = 'churn = "artifacts/churn.joblib"',
+    extra: str = "",
+    dynamic: bool = True,
+    hook: str = "",
+    deps: str = "",
+) -> str:
     """A pyproject.toml as a user writes it (the recommended form: dynamic dependencies)."""
     project_deps = "" if dynamic else f"dependencies = [{deps}]\n"
     dyn = 'dynamic = ["dependencies"]\n' if dynamic else ""
@@ -169,10 +194,14 @@ class Venv:
     def install(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         return run([UV, "pip", "install", "--python", str(self.python), *args], env=env)
 
-    def pip(self, *args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def pip(
+        self, *args: str, env: dict[str, str] | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         return run([str(self.python), "-m", "pip", *args], env=env, check=check)
 
-    def py(self, code: str, *, check: bool = True, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    def py(
+        self, code: str, *, check: bool = True, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return run([str(self.python), "-c", textwrap.dedent(code)], check=check, env=env, cwd=cwd)
 
     def json(self, code: str, **kwargs: Any) -> Any:
@@ -215,7 +244,9 @@ def wheel_metadata(wheel: Path) -> str:
 
 
 def requires_dist(metadata_text: str) -> list[str]:
-    return sorted(line.split(":", 1)[1].strip() for line in metadata_text.splitlines() if line.startswith("Requires-Dist:"))
+    return sorted(
+        line.split(":", 1)[1].strip() for line in metadata_text.splitlines() if line.startswith("Requires-Dist:")
+    )
 
 
 @pytest.fixture(scope="session")

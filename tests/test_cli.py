@@ -76,7 +76,15 @@ def test_inspect_wheel(versions, sklearn_version):
     text = cli("inspect", str(wheel)).stdout
     assert text.splitlines()[0].startswith("churn-model 1.2.0")
     assert sha256(versions["artifact-1.2.0"]) in text  # the full hash, for copy-paste
-    for needle in ("churn *", "joblib", f"scikit-learn=={sklearn_version}", f"scikit-learn {sklearn_version}", "Churn, logistic", "auc: 0.81", "pandas"):
+    for needle in (
+        "churn *",
+        "joblib",
+        f"scikit-learn=={sklearn_version}",
+        f"scikit-learn {sklearn_version}",
+        "Churn, logistic",
+        "auc: 0.81",
+        "pandas",
+    ):
         assert needle in text, needle
 
     doc = json.loads(cli("inspect", "--json", str(wheel)).stdout)
@@ -85,7 +93,13 @@ def test_inspect_wheel(versions, sklearn_version):
     assert f"scikit-learn=={sklearn_version}" in doc["metadata"]["requires_dist"]
     entry = doc["manifest"]["models"]["churn"]
     assert entry["format"] == "joblib"
-    assert entry["files"] == [{"path": "churn.joblib", "size": versions["artifact-1.2.0"].stat().st_size, "sha256": sha256(versions["artifact-1.2.0"])}]
+    assert entry["files"] == [
+        {
+            "path": "churn.joblib",
+            "size": versions["artifact-1.2.0"].stat().st_size,
+            "sha256": sha256(versions["artifact-1.2.0"]),
+        }
+    ]
     assert entry["frameworks"]["scikit-learn"] == sklearn_version
     assert entry["metadata"] == {"auc": 0.81, "seed": 1}
 
@@ -94,9 +108,15 @@ def test_diff_two_versions(versions):
     old, new = str(versions["1.2.0"]), str(versions["1.3.0"])
     text = cli("diff", old, new).stdout
     assert text.splitlines()[0] == "churn-model 1.2.0 -> churn-model 1.3.0"
-    for needle in ("models.churn.files.churn.joblib.sha256", sha256(versions["artifact-1.2.0"])[:12], sha256(versions["artifact-1.3.0"])[:12],
-                   "models.churn.metadata.auc", "models.churn.metadata.training-data", "models.churn.description",
-                   "sklearn.ensemble._forest.RandomForestClassifier"):
+    for needle in (
+        "models.churn.files.churn.joblib.sha256",
+        sha256(versions["artifact-1.2.0"])[:12],
+        sha256(versions["artifact-1.3.0"])[:12],
+        "models.churn.metadata.auc",
+        "models.churn.metadata.training-data",
+        "models.churn.description",
+        "sklearn.ensemble._forest.RandomForestClassifier",
+    ):
         assert needle in text, needle
 
     doc = json.loads(cli("diff", "--json", old, new).stdout)
@@ -104,7 +124,12 @@ def test_diff_two_versions(versions):
     changes = {c["path"]: c for c in doc["changes"]}
     assert changes["version"] == {"path": "version", "change": "changed", "old": "1.2.0", "new": "1.3.0"}
     assert changes["models.churn.files.churn.joblib.sha256"]["new"] == sha256(versions["artifact-1.3.0"])
-    assert changes["models.churn.metadata.auc"] == {"path": "models.churn.metadata.auc", "change": "changed", "old": 0.81, "new": 0.86}
+    assert changes["models.churn.metadata.auc"] == {
+        "path": "models.churn.metadata.auc",
+        "change": "changed",
+        "old": 0.81,
+        "new": 0.86,
+    }
     assert changes["models.churn.metadata.training-data"]["change"] == "added"
     assert "sklearn.linear_model._logistic.LogisticRegression" in changes["models.churn.pickle_globals"]["removed"]
     assert "models.churn.format" not in changes and "requires_dist" not in changes  # same framework, same pins
@@ -139,7 +164,10 @@ def installed(versions, wheelhouse, tmp_path_factory) -> Venv:
     env.install(str(plugin))
     env.install("--no-deps", str(versions["1.2.0"]))
     # Booby-trap the package: every command below must work without importing it.
-    tamper(env.site_packages() / "churn_model" / "__init__.py", b"raise RuntimeError('modelpack imported the model package')\n")
+    tamper(
+        env.site_packages() / "churn_model" / "__init__.py",
+        b"raise RuntimeError('modelpack imported the model package')\n",
+    )
     return env
 
 
@@ -152,7 +180,9 @@ def test_list_installed(installed):
     row = next(line for line in text.splitlines() if line.startswith("churn-model"))
     assert row.split()[:5] == ["churn-model", "1.2.0", "churn_model", "churn", "*"]
     items = json.loads(modelpack(installed, "list", "--json").stdout)
-    assert [(i["distribution"], i["version"], i["package"], [m["name"] for m in i["models"]]) for i in items] == [("churn-model", "1.2.0", "churn_model", ["churn"])]
+    assert [(i["distribution"], i["version"], i["package"], [m["name"] for m in i["models"]]) for i in items] == [
+        ("churn-model", "1.2.0", "churn_model", ["churn"])
+    ]
     assert items[0]["entry_point"] == "churn_model._modelpack"
 
 
@@ -173,10 +203,16 @@ def test_verify_installed_detects_tampering(versions, wheelhouse, venv):
     # --no-deps: no scikit-learn here, so load() would refuse; verify says so, and fails with --strict.
     assert "VERSIONS" in ok.stdout and "scikit-learn is not installed" in ok.stdout and "--strict" in ok.stdout
     err = one_line_error(cli("verify", "--strict", "--python", str(env.python), "churn_model", check=False))
-    assert "versions" in err and "scikit-learn is not installed" in err and "install the versions the model records" in err
+    assert (
+        "versions" in err and "scikit-learn is not installed" in err and "install the versions the model records" in err
+    )
     tamper(artifact, artifact.read_bytes()[:-1] + b"\x00")
     err = one_line_error(cli("verify", "--python", str(env.python), "churn_model", check=False))
-    assert str(artifact) in err and "mismatch" in err and "pip install --force-reinstall --no-deps churn-model==1.3.0" in err
+    assert (
+        str(artifact) in err
+        and "mismatch" in err
+        and "pip install --force-reinstall --no-deps churn-model==1.3.0" in err
+    )
     doc = json.loads(cli("verify", "--json", "--python", str(env.python), "churn_model", check=False).stdout)
     assert doc["ok"] is False and [f["status"] for f in doc["files"] if f["model"] == "churn"] == ["mismatch"]
     # A removed artifact and an edited manifest are reported too.
@@ -198,8 +234,12 @@ def test_list_with_python_and_empty_env(installed, venv):
 def test_errors_are_one_line(versions, wheelhouse, tmp_path):
     plugin = next(wheelhouse.glob("hatch_modelpack-*.whl"))
     assert "not a model package" in one_line_error(cli("inspect", str(plugin), check=False))
-    assert "no such wheel file" in one_line_error(cli("inspect", str(tmp_path / "missing-1.0-py3-none-any.whl"), check=False))
-    assert "no installed model package named 'no-such-model'" in one_line_error(cli("verify", "no-such-model", check=False))
+    assert "no such wheel file" in one_line_error(
+        cli("inspect", str(tmp_path / "missing-1.0-py3-none-any.whl"), check=False)
+    )
+    assert "no installed model package named 'no-such-model'" in one_line_error(
+        cli("verify", "no-such-model", check=False)
+    )
     assert "holds no model manifest" in one_line_error(cli("inspect", "packaging", check=False))
     junk = tmp_path / "junk.whl"
     junk.write_bytes(b"not a zip")
@@ -216,7 +256,18 @@ def test_console_script_and_module_agree(installed, versions):
 
 def test_init_writes_a_buildable_project(versions, build_env, venv, tmp_path, sklearn_version):
     proj = tmp_path / "fraud-model"
-    out = cli("init", "fraud-model", "--model", str(versions["artifact-1.2.0"]), "--dir", str(proj), "--description", "Fraud score", "--version", "2.0.0")
+    out = cli(
+        "init",
+        "fraud-model",
+        "--model",
+        str(versions["artifact-1.2.0"]),
+        "--dir",
+        str(proj),
+        "--description",
+        "Fraud score",
+        "--version",
+        "2.0.0",
+    )
     assert "joblib" in out.stdout and f"scikit-learn=={sklearn_version}" in out.stdout
     copied = proj / "artifacts" / "churn-1.2.0.joblib"
     assert copied.read_bytes() == versions["artifact-1.2.0"].read_bytes()
@@ -224,7 +275,9 @@ def test_init_writes_a_buildable_project(versions, build_env, venv, tmp_path, sk
     assert data["project"]["name"] == "fraud-model" and data["project"]["version"] == "2.0.0"
     assert data["project"]["dynamic"] == ["dependencies"] and "dependencies" not in data["project"]
     assert data["tool"]["hatch"]["metadata"]["hooks"]["modelpack"] == {"dependencies": []}
-    assert data["tool"]["hatch"]["build"]["hooks"]["modelpack"]["models"] == {"churn_1": {"path": "artifacts/churn-1.2.0.joblib", "format": "joblib", "description": "Fraud score"}}
+    assert data["tool"]["hatch"]["build"]["hooks"]["modelpack"]["models"] == {
+        "churn_1": {"path": "artifacts/churn-1.2.0.joblib", "format": "joblib", "description": "Fraud score"}
+    }
     readme = (proj / "README.md").read_text()
     assert "from fraud_model import load" in readme and f"scikit-learn=={sklearn_version}" in readme
 
@@ -233,7 +286,19 @@ def test_init_writes_a_buildable_project(versions, build_env, venv, tmp_path, sk
     err = one_line_error(cli("init", "fraud-model", "--model", str(copied), "--dir", str(proj), check=False))
     assert "already exist" in err and "--force" in err
     assert (proj / "pyproject.toml").read_text() == before
-    cli("init", "fraud-model", "--model", str(copied), "--dir", str(proj), "--model-name", "fraud", "--force", "--version", "2.0.0")
+    cli(
+        "init",
+        "fraud-model",
+        "--model",
+        str(copied),
+        "--dir",
+        str(proj),
+        "--model-name",
+        "fraud",
+        "--force",
+        "--version",
+        "2.0.0",
+    )
     assert "models.fraud]" in (proj / "pyproject.toml").read_text()
 
     # The project builds as written, with the inferred requirements, and the model loads.
@@ -248,12 +313,16 @@ def test_init_writes_a_buildable_project(versions, build_env, venv, tmp_path, sk
 
 
 def test_init_errors(tmp_path):
-    assert "no such file" in one_line_error(cli("init", "x-model", "--model", str(tmp_path / "nope.joblib"), "--dir", str(tmp_path / "p"), check=False))
+    assert "no such file" in one_line_error(
+        cli("init", "x-model", "--model", str(tmp_path / "nope.joblib"), "--dir", str(tmp_path / "p"), check=False)
+    )
     bad = tmp_path / "model.joblib"
     bad.write_bytes(b"this is not a model")
     err = one_line_error(cli("init", "x-model", "--model", str(bad), "--dir", str(tmp_path / "q"), check=False))
     assert err.startswith(f"modelpack: cannot package {bad}") and "pyproject.toml" not in err
     assert not (tmp_path / "q").exists()  # refused before anything was written or copied
-    typo = one_line_error(cli("init", "x-model", "--model", str(bad), "--format", "jobilb", "--dir", str(tmp_path / "r"), check=False))
+    typo = one_line_error(
+        cli("init", "x-model", "--model", str(bad), "--format", "jobilb", "--dir", str(tmp_path / "r"), check=False)
+    )
     assert "--format 'jobilb'" in typo and "joblib" in typo
     assert "not a valid project name" in one_line_error(cli("init", "bad name!", "--model", str(bad), check=False))

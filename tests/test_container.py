@@ -50,7 +50,9 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
         # The README's test command installs them; skipping must be asked for, never silent.
         if os.environ.get("MODELPACK_SKIP_CONTAINER") == "1":
             pytest.skip(f"MODELPACK_SKIP_CONTAINER=1 and {', '.join(missing)} missing")
-        pytest.fail(f"needs {', '.join(missing)}: apt-get install podman runc debootstrap (the README's test command does), or set MODELPACK_SKIP_CONTAINER=1")
+        pytest.fail(
+            f"needs {', '.join(missing)}: apt-get install podman runc debootstrap (the README's test command does), or set MODELPACK_SKIP_CONTAINER=1"
+        )
     conf = tmp_path_factory.mktemp("podman") / "containers.conf"
     hard = subprocess.run(["sh", "-c", "ulimit -Hn"], capture_output=True, text=True, check=True).stdout.strip()
     conf.write_text(

@@ -23,7 +23,12 @@ def test_python_m_build_installs_and_predicts(project, build_env, venv, sklearn_
     p.build(build_env)
     wheel = p.wheel()
     assert wheel.name == "churn_model-1.2.0-py3-none-any.whl"
-    assert {"churn_model/__init__.py", "churn_model/_modelpack.py", "churn_model/_modelpack.json", "churn_model/_models/churn/churn.joblib"} <= set(wheel_names(wheel))
+    assert {
+        "churn_model/__init__.py",
+        "churn_model/_modelpack.py",
+        "churn_model/_modelpack.json",
+        "churn_model/_models/churn/churn.joblib",
+    } <= set(wheel_names(wheel))
     reqs = requires_dist(wheel_metadata(wheel))
     assert f"scikit-learn=={sklearn_version}" in reqs
     assert not any(r.startswith("hatch-modelpack") for r in reqs)
@@ -128,8 +133,12 @@ description = "Random forest challenger"
     env.install(str(p.wheel()))
     X.to_csv(p.root / "X.csv", index=False)
 
-    assert _predict_json(env, "churn_model", p.root / "X.csv") == pytest.approx(logistic.predict_proba(X)[:, 1].tolist(), abs=1e-12)
-    assert _predict_json(env, "churn_model", p.root / "X.csv", "forest") == pytest.approx(forest.predict_proba(X)[:, 1].tolist(), abs=1e-12)
+    assert _predict_json(env, "churn_model", p.root / "X.csv") == pytest.approx(
+        logistic.predict_proba(X)[:, 1].tolist(), abs=1e-12
+    )
+    assert _predict_json(env, "churn_model", p.root / "X.csv", "forest") == pytest.approx(
+        forest.predict_proba(X)[:, 1].tolist(), abs=1e-12
+    )
 
     got = env.json("""
         import json, hashlib
@@ -156,7 +165,9 @@ description = "Random forest challenger"
     assert "sklearn.pipeline.Pipeline" in meta["globals"]
     src = (p.root / "artifacts" / "churn.joblib").read_bytes()
     assert meta["files"] == [{"path": "churn.joblib", "size": len(src), "sha256": hashlib.sha256(src).hexdigest()}]
-    assert got["path_sha"] == hashlib.sha256(src).hexdigest() and got["path"].endswith("churn_model/_models/churn/churn.joblib")
+    assert got["path_sha"] == hashlib.sha256(src).hexdigest() and got["path"].endswith(
+        "churn_model/_models/churn/churn.joblib"
+    )
     assert got["forest"]["format"] == "pickle" and got["forest_is_file"]
     assert "joblib" not in got["forest"]["requires"]
     assert got["unknown"][0] == "UnknownModelError" and got["unknown"][2]
@@ -227,7 +238,11 @@ requires = ["scikit-learn>=1.5", "numpy"]
         extra="",
     )
     # Two models need a default.
-    text = (p.root / "pyproject.toml").read_text().replace('churn = "artifacts/churn.joblib"', 'churn = { path = "artifacts/churn.joblib", default = true }')
+    text = (
+        (p.root / "pyproject.toml")
+        .read_text()
+        .replace('churn = "artifacts/churn.joblib"', 'churn = { path = "artifacts/churn.joblib", default = true }')
+    )
     (p.root / "pyproject.toml").write_text(text)
     save_model(model, p.root / "artifacts" / "churn.joblib")
     save_model(model, p.root / "artifacts" / "other.pkl", how="pickle")
@@ -238,7 +253,10 @@ requires = ["scikit-learn>=1.5", "numpy"]
     with zipfile.ZipFile(p.wheel()) as zf:
         manifest = json.loads(zf.read("churn_model/_modelpack.json"))
     assert manifest["models"]["other"]["requires"] == ["numpy", "scikit-learn>=1.5"]
-    assert manifest["models"]["churn"]["version_checks"][0]["clauses"] == [["<", f"{major}.{minor + 1}"], [">=", sklearn_version]]
+    assert manifest["models"]["churn"]["version_checks"][0]["clauses"] == [
+        ["<", f"{major}.{minor + 1}"],
+        [">=", sklearn_version],
+    ]
 
 
 def test_static_dependencies_still_reach_the_wheel_with_a_warning(project, build_env):
@@ -285,29 +303,37 @@ def test_pip_install_editable_reads_the_source_tree(project, build_env, venv, ow
     env.pip("install", "-e", str(p.root), env=build_env)
     assert p.tree() == before, "an editable install must not write into the source tree"
     X.to_csv(p.root.parent / "X.csv", index=False)
-    got = env.json(f"""
+    got = env.json(
+        f"""
         import json
         import pandas as pd
         import churn_model
         print(json.dumps([str(churn_model.path()), churn_model.load().predict_proba(pd.read_csv({str(p.root.parent / "X.csv")!r}))[:, 1].tolist()]))
-    """, cwd=p.root.parent)
+    """,
+        cwd=p.root.parent,
+    )
     assert got[0] == str((p.root / "artifacts" / "churn.joblib").resolve())
     assert got[1] == pytest.approx(model.predict_proba(X)[:, 1].tolist(), abs=1e-12)
     # Retraining changes the artifact: the next load says exactly what to do.
     retrained, _ = make_pipeline(seed=9)
     save_model(retrained, p.root / "artifacts" / "churn.joblib")
-    out = env.py("""
+    out = env.py(
+        """
         import churn_model
         try:
             churn_model.load()
         except churn_model.IntegrityError as exc:
             print(exc)
-    """, cwd=p.root.parent).stdout
+    """,
+        cwd=p.root.parent,
+    ).stdout
     assert "pip install -e ." in out
 
 
 @pytest.mark.parametrize("installer", ["uv", "pip"])
-def test_installing_the_source_tree_pulls_the_inferred_requirements(project, build_env, venv, installer, sklearn_version):
+def test_installing_the_source_tree_pulls_the_inferred_requirements(
+    project, build_env, venv, installer, sklearn_version
+):
     model, _ = make_pipeline(seed=10)
     p = project()
     save_model(model, p.root / "artifacts" / "churn.joblib")
@@ -327,13 +353,23 @@ def test_installing_the_source_tree_pulls_the_inferred_requirements(project, bui
     assert f"scikit-learn=={sklearn_version}" in got[1]
 
 
-@pytest.mark.parametrize(("setting", "expected"), [(None, {"noise": zipfile.ZIP_STORED, "zeros": zipfile.ZIP_DEFLATED}), ("store", {"noise": zipfile.ZIP_STORED, "zeros": zipfile.ZIP_STORED}), ("deflate", {"noise": zipfile.ZIP_DEFLATED, "zeros": zipfile.ZIP_DEFLATED})])
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        (None, {"noise": zipfile.ZIP_STORED, "zeros": zipfile.ZIP_DEFLATED}),
+        ("store", {"noise": zipfile.ZIP_STORED, "zeros": zipfile.ZIP_STORED}),
+        ("deflate", {"noise": zipfile.ZIP_DEFLATED, "zeros": zipfile.ZIP_DEFLATED}),
+    ],
+)
 def test_compression_is_chosen_per_artifact(project, build_env, venv, setting, expected):
     """`auto` stores what deflate cannot shrink (random bytes) and deflates the rest; both load."""
     import numpy as np
 
     hook = f'compression = "{setting}"' if setting else ""
-    p = project(hook=hook, models='noise = { path = "artifacts/noise.joblib", default = true }\nzeros = "artifacts/zeros.joblib"')
+    p = project(
+        hook=hook,
+        models='noise = { path = "artifacts/noise.joblib", default = true }\nzeros = "artifacts/zeros.joblib"',
+    )
     noise = np.random.default_rng(0).integers(0, 256, 3_200_000, dtype=np.uint8)
     save_model({"w": noise}, p.root / "artifacts" / "noise.joblib")
     save_model({"w": np.zeros(400_000)}, p.root / "artifacts" / "zeros.joblib")

@@ -128,7 +128,10 @@ def test_onnx_model_loads_with_onnxruntime_and_matches_sklearn(project, build_en
     assert details["producer"].startswith("skl2onnx ")
     assert details["opset_import"]["ai.onnx.ml"] >= 1 and details["opset_import"]["ai.onnx"] >= 9
     assert details["inputs"] == [{"name": "X", "kind": "tensor", "dtype": "float32", "shape": [None, 3]}]
-    assert [(o["name"], o["dtype"], o["shape"]) for o in details["outputs"]] == [("label", "int64", [None]), ("probabilities", "float32", [None, 2])]
+    assert [(o["name"], o["dtype"], o["shape"]) for o in details["outputs"]] == [
+        ("label", "int64", [None]),
+        ("probabilities", "float32", [None, 2]),
+    ]
     assert details["input_schema"] == {"inputs": [{"name": "X", "dtype": "float32", "shape": [None, 3]}]}
 
     env = venv()
@@ -182,7 +185,11 @@ format = "raw"
     p.build(build_env)
     wheel = p.wheel()
     names = set(wheel_names(wheel))
-    assert {"churn_model/_models/tokenizer/tokenizer.json", "churn_model/_models/vocab/vocab/words.txt", "churn_model/_models/vocab/vocab/lookup/table.csv"} <= names
+    assert {
+        "churn_model/_models/tokenizer/tokenizer.json",
+        "churn_model/_models/vocab/vocab/words.txt",
+        "churn_model/_models/vocab/vocab/lookup/table.csv",
+    } <= names
     models = _manifest(wheel, "churn_model")["models"]
     assert models["tokenizer"]["kind"] == "file" and models["vocab"]["kind"] == "directory"
     assert models["tokenizer"]["requires"] == [] and models["vocab"]["requires"] == []
@@ -220,7 +227,9 @@ def test_directory_without_format_suggests_raw(project, build_env):
 # -- static reading, without a build -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("data", [b"\x08\x0a\x12\x04abc", b"\x08\x0a\x3a\xff\xff\xff\x0f", b"\x08\x0a" + b"\x3a\x05" + b"\x0a\x03"])
+@pytest.mark.parametrize(
+    "data", [b"\x08\x0a\x12\x04abc", b"\x08\x0a\x3a\xff\xff\xff\x0f", b"\x08\x0a" + b"\x3a\x05" + b"\x0a\x03"]
+)
 def test_onnx_truncated_or_garbage_fails_with_a_clear_error(tmp_path, data):
     path = tmp_path / "m.onnx"
     path.write_bytes(data)
@@ -252,7 +261,14 @@ def test_onnx_external_data_is_refused(tmp_path):
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.save_model(model, tmp_path / "inline.onnx")  # before: saving as external data changes `model`
-    onnx.save_model(model, tmp_path / "m.onnx", save_as_external_data=True, all_tensors_to_one_file=True, location="m.data", size_threshold=0)
+    onnx.save_model(
+        model,
+        tmp_path / "m.onnx",
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="m.data",
+        size_threshold=0,
+    )
     with pytest.raises(ArtifactError, match="external data"):
         OnnxFormat().inspect(tmp_path / "m.onnx", "m.onnx")
     details = OnnxFormat().inspect(tmp_path / "inline.onnx", "inline.onnx").details
@@ -287,7 +303,14 @@ def test_skops_schema_problems_are_reported(tmp_path):
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("schema.json", json.dumps(schema))
     found = {str(g) for g in fmt.inspect(path, "m.skops").globals}
-    assert found == {"builtins.list", "acme.tools.Widget", "acme.tools.Widget.run", "numpy.random._generator.Generator", "numpy.random.seed", "builtins.dict"}
+    assert found == {
+        "builtins.list",
+        "acme.tools.Widget",
+        "acme.tools.Widget.run",
+        "numpy.random._generator.Generator",
+        "numpy.random.seed",
+        "builtins.dict",
+    }
 
 
 def test_onnx_element_types_match_onnx_itself():
@@ -298,7 +321,10 @@ def test_onnx_element_types_match_onnx_itself():
 
     for name, number in TensorProto.DataType.items():
         if number:  # 0 is UNDEFINED
-            assert ELEM_TYPES.get(number, "").replace("float", "FLOAT").upper() == {"DOUBLE": "FLOAT64", "FLOAT": "FLOAT32"}.get(name, name), (number, name)
+            assert ELEM_TYPES.get(number, "").replace("float", "FLOAT").upper() == {
+                "DOUBLE": "FLOAT64",
+                "FLOAT": "FLOAT32",
+            }.get(name, name), (number, name)
 
 
 @pytest.mark.parametrize("elem", [24, 25, 26])

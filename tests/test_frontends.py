@@ -85,7 +85,10 @@ def test_frontend_builds_installs_and_loads(frontend, project, build_env, venv, 
     got = env.json(PREDICT.format(csv=str(csv)))
     assert got["version"] == "1.2.0"
     assert got["pred"] == pytest.approx(model.predict_proba(X)[:, 1].tolist(), abs=1e-12)
-    assert env.json("import json; from importlib.metadata import version; print(json.dumps(version('scikit-learn')))") == sklearn_version
+    assert (
+        env.json("import json; from importlib.metadata import version; print(json.dumps(version('scikit-learn')))")
+        == sklearn_version
+    )
     # No front end leaves generated files in the project.
     assert not any(p.root.rglob("_modelpack*")), sorted(p.root.rglob("_modelpack*"))
 
@@ -124,7 +127,12 @@ def test_editable_install_and_retraining(own_init, project, build_env, venv, tmp
     got = env.json(PREDICT.format(csv=str(csv)))
     assert got["pred"] == pytest.approx(model1.predict_proba(X)[:, 1].tolist(), abs=1e-12)
     if own_init:  # the user's code is live-edited, and it still reaches the generated loader
-        assert env.json(f"import json, churn_model, pandas as pd; print(json.dumps(churn_model.predict(pd.read_csv({str(csv)!r})).tolist()))") == got["pred"]
+        assert (
+            env.json(
+                f"import json, churn_model, pandas as pd; print(json.dumps(churn_model.predict(pd.read_csv({str(csv)!r})).tolist()))"
+            )
+            == got["pred"]
+        )
 
     # Retrain: replace the artifact. The next load() in a new process refuses the unrecorded bytes
     # and says exactly what to do; nothing is unpickled.

@@ -109,7 +109,14 @@ def test_the_unpickler_reads_the_verified_file_not_a_swapped_one(tmp_path):
         "distribution": "m",
         "version": "1",
         "default": "m",
-        "models": {"m": {"name": "m", "format": "pickle", "path": "_models/m/m.pkl", "files": [{"path": "m.pkl", "size": size, "sha256": sha}]}},
+        "models": {
+            "m": {
+                "name": "m",
+                "format": "pickle",
+                "path": "_models/m/m.pkl",
+                "files": [{"path": "m.pkl", "size": size, "sha256": sha}],
+            }
+        },
     }
     (tmp_path / loader.MANIFEST_NAME).write_text(json.dumps(manifest))
     pack = loader._Pack(Path(tmp_path))

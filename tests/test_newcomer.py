@@ -18,13 +18,22 @@ def test_warning_names_the_tools_that_miss_the_requirements_and_only_the_missing
     only_table = _missing_metadata_hook(["joblib"], ["dependencies"], {})
     assert 'dynamic = ["dependencies"]' not in only_table and "[tool.hatch.metadata.hooks.modelpack]" in only_table
     only_dynamic = _missing_metadata_hook(["joblib"], ["version"], {"modelpack": {}})
-    assert 'dynamic = ["dependencies"]' in only_dynamic and "empty [tool.hatch.metadata.hooks.modelpack]" not in only_dynamic
+    assert (
+        'dynamic = ["dependencies"]' in only_dynamic
+        and "empty [tool.hatch.metadata.hooks.modelpack]" not in only_dynamic
+    )
 
 
 def test_init_writes_the_quickstarts_project_keys():
     (quickstart,) = _blocks(_section("Quickstart"), "toml")
     shown = tomllib.loads(quickstart)
-    written = tomllib.loads(render_pyproject("churn-model", "1.2.0", "churn", "artifacts/churn.joblib", "joblib", [], "", ">=3.11"))
+    written = tomllib.loads(
+        render_pyproject("churn-model", "1.2.0", "churn", "artifacts/churn.joblib", "joblib", [], "", ">=3.11")
+    )
     assert set(shown["project"]) == set(written["project"]), set(shown["project"]) ^ set(written["project"])
-    assert set(shown["tool"]["hatch"]["metadata"]["hooks"]) == set(written["tool"]["hatch"]["metadata"]["hooks"]) == {"modelpack"}
+    assert (
+        set(shown["tool"]["hatch"]["metadata"]["hooks"])
+        == set(written["tool"]["hatch"]["metadata"]["hooks"])
+        == {"modelpack"}
+    )
     assert written["build-system"]["build-backend"] == shown["build-system"]["build-backend"] == "hatchling.build"

@@ -47,8 +47,22 @@ def index(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     log = open(tmp_path / "pypiserver.log", "w")  # noqa: SIM115 - open for the server's lifetime
     proc = subprocess.Popen(
-        [tool("pypi-server"), "run", "-i", "127.0.0.1", "-p", str(port), "-a", ".", "-P", ".", "--disable-fallback", str(packages)],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            tool("pypi-server"),
+            "run",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-a",
+            ".",
+            "-P",
+            ".",
+            "--disable-fallback",
+            str(packages),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -59,7 +73,9 @@ def index(tmp_path: Path) -> Iterator[str]:
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"pypiserver did not start: {(tmp_path / 'pypiserver.log').read_text()}") from None
+                    raise AssertionError(
+                        f"pypiserver did not start: {(tmp_path / 'pypiserver.log').read_text()}"
+                    ) from None
                 time.sleep(0.2)
         yield url
     finally:
@@ -87,7 +103,9 @@ def simple_files(url: str, project: str) -> list[str]:
     return sorted(part.split("#")[0].split("/")[-1] for part in html.split('href="')[1:])
 
 
-def make_release(root: Path, version: str, seed: int, kind: str, build_env: dict[str, str]) -> tuple[list[Path], object, object]:
+def make_release(
+    root: Path, version: str, seed: int, kind: str, build_env: dict[str, str]
+) -> tuple[list[Path], object, object]:
     p = Project(root, "churn-model")
     p.write("pyproject.toml", pyproject(version=version, deps='"pandas"'))
     p.write("README.md", f"# churn-model {version}\n")
@@ -117,17 +135,62 @@ def test_publish_pin_and_offline_install(index, build_env, venv, tmp_path, sklea
     X.to_csv(csv, index=False)
 
     # 1.2.0 with twine, 1.3.0 with uv publish, 1.3.1 with hatch publish; all to our index.
-    run([sys.executable, "-m", "twine", "upload", "--non-interactive", "--repository-url", f"{index}/", "-u", "x", "-p", "x", *map(str, files12)])
+    run(
+        [
+            sys.executable,
+            "-m",
+            "twine",
+            "upload",
+            "--non-interactive",
+            "--repository-url",
+            f"{index}/",
+            "-u",
+            "x",
+            "-p",
+            "x",
+            *map(str, files12),
+        ]
+    )
     run([UV, "publish", "--publish-url", f"{index}/", "--username", "x", "--password", "x", *map(str, files13)])
     p = Project(src, "churn-model")
     p.write("pyproject.toml", pyproject(version="1.3.1", deps='"pandas"'))
     run([UV, "build", "--out-dir", str(tmp_path / "dist-1.3.1"), str(src)], env=build_env)
-    run([tool("hatch"), "publish", "--repo", f"{index}/", "--user", "x", "--auth", "x", "--no-prompt", *(str(f) for f in (tmp_path / "dist-1.3.1").glob("churn_model-*"))], cwd=src)
+    run(
+        [
+            tool("hatch"),
+            "publish",
+            "--repo",
+            f"{index}/",
+            "--user",
+            "x",
+            "--auth",
+            "x",
+            "--no-prompt",
+            *(str(f) for f in (tmp_path / "dist-1.3.1").glob("churn_model-*")),
+        ],
+        cwd=src,
+    )
     assert simple_files(index, "churn-model") == sorted(
         f"churn_model-{v}{ext}" for v in ("1.2.0", "1.3.0", "1.3.1") for ext in ("-py3-none-any.whl", ".tar.gz")
     )
     # Re-uploading a published version is refused by the index (versions are immutable).
-    again = run([sys.executable, "-m", "twine", "upload", "--non-interactive", "--repository-url", f"{index}/", "-u", "x", "-p", "x", str(files12[0])], check=False)
+    again = run(
+        [
+            sys.executable,
+            "-m",
+            "twine",
+            "upload",
+            "--non-interactive",
+            "--repository-url",
+            f"{index}/",
+            "-u",
+            "x",
+            "-p",
+            "x",
+            str(files12[0]),
+        ],
+        check=False,
+    )
     assert again.returncode != 0
 
     env = pip_env(tmp_path)

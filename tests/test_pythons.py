@@ -22,7 +22,12 @@ from conftest import REPO, UV, Venv, make_pipeline, run, save_model
 def _reports(candidate: str, version: str) -> bool:
     """Whether ``candidate`` runs and is that version (a pyenv shim for an inactive version exits 127)."""
     try:
-        proc = subprocess.run([candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(
+            [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except OSError:
         return False
     return proc.returncode == 0 and proc.stdout.strip() == version
@@ -69,7 +74,13 @@ def test_generated_loader_runs_on_python_3_8(tmp_path):
                 "format": "raw",
                 "path": "_models/vocab/vocab.txt",
                 "kind": "file",
-                "files": [{"path": "vocab.txt", "size": vocab.stat().st_size, "sha256": hashlib.sha256(vocab.read_bytes()).hexdigest()}],
+                "files": [
+                    {
+                        "path": "vocab.txt",
+                        "size": vocab.stat().st_size,
+                        "sha256": hashlib.sha256(vocab.read_bytes()).hexdigest(),
+                    }
+                ],
                 "requires": [],
                 "version_checks": [],
             }
@@ -88,7 +99,14 @@ def test_generated_loader_runs_on_python_3_8(tmp_path):
     assert version == [3, 8] and ver == "0.1.0" and text == "hello\nworld\n" and models == ["vocab"]
     assert "'vocab'" in err
     vocab.write_text("tampered\n")
-    out = run([py, "-c", "import tok_model\ntry:\n    tok_model.load()\nexcept tok_model.IntegrityError as e:\n    print('refused', e)\n"], cwd=tmp_path).stdout
+    out = run(
+        [
+            py,
+            "-c",
+            "import tok_model\ntry:\n    tok_model.load()\nexcept tok_model.IntegrityError as e:\n    print('refused', e)\n",
+        ],
+        cwd=tmp_path,
+    ).stdout
     assert out.startswith("refused") and "vocab.txt" in out
 
 
@@ -103,5 +121,8 @@ def test_build_on_python_3_10_uses_tomli(project, build_env, tmp_path):
     builder = tmp_path / "py310"
     run([UV, "venv", "--quiet", "--seed", "--python", py, str(builder)])
     Venv(builder).install("build")
-    run([str(builder / "bin" / "python"), "-m", "build", "--wheel", "--outdir", str(p.root / "dist"), str(p.root)], env=build_env)
+    run(
+        [str(builder / "bin" / "python"), "-m", "build", "--wheel", "--outdir", str(p.root / "dist"), str(p.root)],
+        env=build_env,
+    )
     assert p.wheel().name == "churn_model-1.2.0-py3-none-any.whl"

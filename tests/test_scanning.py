@@ -172,7 +172,17 @@ def test_memo_follows_the_unpickler_exactly():
 
 
 def test_stack_global_needs_constant_strings():
-    data = P.PROTO + b"\x04" + P.GLOBAL + b"builtins\nstr\n" + P.EMPTY_TUPLE + P.REDUCE + unicode("x") + P.STACK_GLOBAL + P.STOP
+    data = (
+        P.PROTO
+        + b"\x04"
+        + P.GLOBAL
+        + b"builtins\nstr\n"
+        + P.EMPTY_TUPLE
+        + P.REDUCE
+        + unicode("x")
+        + P.STACK_GLOBAL
+        + P.STOP
+    )
     with pytest.raises(ScanError, match="constant strings"):
         scan_bytes(data)
 
@@ -208,7 +218,17 @@ def test_copyreg_reconstructor_indirection():
 
 def test_functools_partial_and_calling_a_call():
     # partial(os.system, "id") is refused by name; calling what a call returned cannot be followed at all.
-    partial = P.PROTO + b"\x04" + P.GLOBAL + b"functools\npartial\n" + P.GLOBAL + b"os\nsystem\n" + unicode("id") + P.TUPLE2 + P.REDUCE
+    partial = (
+        P.PROTO
+        + b"\x04"
+        + P.GLOBAL
+        + b"functools\npartial\n"
+        + P.GLOBAL
+        + b"os\nsystem\n"
+        + unicode("id")
+        + P.TUPLE2
+        + P.REDUCE
+    )
     assert set(refused(partial + P.STOP)) == {"os.system"}  # partial is reviewed; what it wraps is checked
     with pytest.raises(ScanError, match="calls the result of another call"):
         scan_bytes(partial + P.EMPTY_TUPLE + P.REDUCE + P.STOP)
@@ -221,9 +241,7 @@ def test_protocol_0_inst():
 
 
 def test_builtins_getattr_chain():
-    data = (
-        b"c__builtin__\ngetattr\n(c__builtin__\n__import__\n(S'os'\ntRS'system'\ntR"
-    )
+    data = b"c__builtin__\ngetattr\n(c__builtin__\n__import__\n(S'os'\ntRS'system'\ntR"
     # getattr only ever fetches a literal attribute of a global, checked under its full name.
     with pytest.raises(ScanError, match="getattr is called on something other than a global"):
         scan_bytes(data + b".")
@@ -324,7 +342,17 @@ def _wrapper(frame_extra: int = 0) -> bytes:
     """A hand-written joblib stream holding one uint8 array of 4 bytes, with a FRAME around its head."""
     dtype = P.GLOBAL + b"numpy\ndtype\n" + unicode("u1") + P.NEWFALSE + P.NEWTRUE + P.TUPLE3 + P.REDUCE
     dtype += P.MARK + P.BININT1 + b"\x03" + unicode("|") + P.NONE + P.NONE + P.NONE + P.BININT1 + b"\xff"
-    dtype = dtype[:-2] + P.BININT + struct.pack("<i", -1) + P.BININT + struct.pack("<i", -1) + P.BININT1 + b"\x00" + P.TUPLE + P.BUILD
+    dtype = (
+        dtype[:-2]
+        + P.BININT
+        + struct.pack("<i", -1)
+        + P.BININT
+        + struct.pack("<i", -1)
+        + P.BININT1
+        + b"\x00"
+        + P.TUPLE
+        + P.BUILD
+    )
     make = P.GLOBAL + b"joblib.numpy_pickle\nNumpyArrayWrapper\n" + P.EMPTY_TUPLE + P.NEWOBJ
     state = (
         P.EMPTY_DICT + P.MARK
@@ -356,7 +384,16 @@ def test_array_buffer_inside_a_frame_fails_closed(tmp_path):
 
 
 def test_wrapper_passed_to_a_call_fails_closed():
-    make = P.PROTO + b"\x04" + P.GLOBAL + b"numpy\nasarray\n" + P.GLOBAL + b"joblib.numpy_pickle\nNumpyArrayWrapper\n" + P.EMPTY_TUPLE + P.NEWOBJ
+    make = (
+        P.PROTO
+        + b"\x04"
+        + P.GLOBAL
+        + b"numpy\nasarray\n"
+        + P.GLOBAL
+        + b"joblib.numpy_pickle\nNumpyArrayWrapper\n"
+        + P.EMPTY_TUPLE
+        + P.NEWOBJ
+    )
     with pytest.raises(ScanError, match="passes a joblib array wrapper"):
         scan_bytes(make + P.TUPLE1 + P.REDUCE + P.STOP, "joblib")
     # ...also hidden in containers: numpy.max([[wrapper]]) would hand the same object back.
@@ -373,7 +410,12 @@ def test_wrapper_through_copyreg_newobj_is_refused(tmp_path):
     plain = _wrapper()
     via = plain.replace(
         P.GLOBAL + b"joblib.numpy_pickle\nNumpyArrayWrapper\n" + P.EMPTY_TUPLE + P.NEWOBJ,
-        P.GLOBAL + b"copyreg\n__newobj__\n" + P.GLOBAL + b"joblib.numpy_pickle\nNumpyArrayWrapper\n" + P.TUPLE1 + P.REDUCE,
+        P.GLOBAL
+        + b"copyreg\n__newobj__\n"
+        + P.GLOBAL
+        + b"joblib.numpy_pickle\nNumpyArrayWrapper\n"
+        + P.TUPLE1
+        + P.REDUCE,
     )
     head_len = struct.unpack("<Q", plain[3:11])[0] + len(via) - len(plain)
     via = via[:3] + struct.pack("<Q", head_len) + via[11:]
@@ -439,7 +481,11 @@ FUZZ = settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCh
 
 
 @FUZZ
-@given(st.binary(max_size=4096), st.sampled_from([b"", b"\x80\x02", b"\x80\x04", b"\x80\x05\x95"]), st.sampled_from(["pickle", "joblib"]))
+@given(
+    st.binary(max_size=4096),
+    st.sampled_from([b"", b"\x80\x02", b"\x80\x04", b"\x80\x05\x95"]),
+    st.sampled_from(["pickle", "joblib"]),
+)
 def test_random_bytes_never_crash(data, prefix, kind):
     _scan_strict(prefix + data, kind)
 
@@ -498,7 +544,13 @@ def test_mutated_compressed_joblib_never_crashes(tmp_path_factory, data, compres
         P.PROTO + b"\x04" + P.EMPTY_LIST + P.DUP * 200_000 + P.STOP,
         P.PROTO + b"\x04" + P.EMPTY_LIST + P.MEMOIZE + (P.BINGET + b"\x00" + P.APPEND) * 100_000 + P.STOP,
         P.LONG + b"9" * 1_000_000 + b"L\n" + P.STOP,
-        P.PROTO + b"\x04" + P.EMPTY_LIST + P.MEMOIZE + (P.MARK + P.BINGET + b"\x00") * 10_000 + P.TUPLE * 10_000 + P.STOP,
+        P.PROTO
+        + b"\x04"
+        + P.EMPTY_LIST
+        + P.MEMOIZE
+        + (P.MARK + P.BINGET + b"\x00") * 10_000
+        + P.TUPLE * 10_000
+        + P.STOP,
         P.PROTO + b"\x04" + P.BINBYTES + struct.pack("<I", 0xFFFFFFFF),
         P.PROTO + b"\x04" + P.FRAME + struct.pack("<Q", 2**63) + P.STOP,
     ],

@@ -47,7 +47,9 @@ def _checked_project(project, seed: int = 11):
 def test_passing_check_ships_and_runs_again_in_the_service(project, build_env, venv):
     p, _, _ = _checked_project(project)
     proc = _uv_build(p, build_env)  # sdist, then the wheel from it: the check files travel through the sdist
-    assert "smoke check of `churn`: predict_proba on checks/X.csv matches the expected output" in proc.stdout + proc.stderr
+    assert (
+        "smoke check of `churn`: predict_proba on checks/X.csv matches the expected output" in proc.stdout + proc.stderr
+    )
     wheel = p.wheel()
     assert {"churn_model/_checks/churn/X.csv", "churn_model/_checks/churn/proba.npy"} <= set(wheel_names(wheel))
     with zipfile.ZipFile(wheel) as zf:

@@ -53,9 +53,18 @@ def fld(number: int, value: int | bytes | str) -> bytes:
 def saved_model_bytes(version: str = "2.99.1", graph: bytes = b"\x0a\x03abc") -> bytes:
     shape = fld(2, fld(1, -1)) + fld(2, fld(1, 4))
     tensor = fld(1, "serving_default_x:0") + fld(2, 1) + fld(3, shape)
-    signature = fld(1, fld(1, "x") + fld(2, tensor)) + fld(2, fld(1, "y") + fld(2, fld(2, 9))) + fld(3, "tensorflow/serving/predict")
+    signature = (
+        fld(1, fld(1, "x") + fld(2, tensor))
+        + fld(2, fld(1, "y") + fld(2, fld(2, 9)))
+        + fld(3, "tensorflow/serving/predict")
+    )
     meta_info = fld(1, "") + fld(4, "serve") + fld(5, version) + fld(6, f"v{version}-0-gabc")
-    meta_graph = fld(1, meta_info) + fld(2, graph) + fld(5, fld(1, "serving_default") + fld(2, signature)) + fld(5, fld(1, "__saved_model_init_op") + fld(2, b""))
+    meta_graph = (
+        fld(1, meta_info)
+        + fld(2, graph)
+        + fld(5, fld(1, "serving_default") + fld(2, signature))
+        + fld(5, fld(1, "__saved_model_init_op") + fld(2, b""))
+    )
     return fld(1, 1) + fld(2, meta_graph)
 
 
@@ -130,7 +139,12 @@ def make_h5(path: Path, libver: str = "earliest", **attrs: Any) -> Path:
 @pytest.mark.parametrize("as_bytes", [False, True])
 def test_h5_root_attributes_without_h5py(tmp_path: Path, libver: str, as_bytes: bool):
     enc = (lambda s: s.encode()) if as_bytes else (lambda s: s)  # bytes: fixed-length; str: global heap
-    config = json.dumps({"class_name": "Sequential", "config": {"layers": [{"class_name": "InputLayer", "config": {"batch_shape": [None, 3]}}]}})
+    config = json.dumps(
+        {
+            "class_name": "Sequential",
+            "config": {"layers": [{"class_name": "InputLayer", "config": {"batch_shape": [None, 3]}}]},
+        }
+    )
     h5 = make_h5(tmp_path / "m.h5", libver, keras_version=enc("3.4.1"), backend=enc("jax"), model_config=enc(config))
     assert read_h5_root_attributes(h5) == {"keras_version": "3.4.1", "backend": "jax", "model_config": config}
     fmt = detect(h5, None, "m.h5", "models.m")
@@ -188,7 +202,12 @@ def test_keras_zip_sniffing(tmp_path: Path):
         zf.writestr("model.weights.h5", b"")
     got = detect(good, None, "m.keras", "models.m").inspect(good, "m.keras")
     assert (got.requires, got.frameworks) == (["keras", "tensorflow"], {"keras": "3.10.0"})
-    assert got.details == {"container": "keras", "keras_version": "3.10.0", "weights": ["model.weights.h5"], "class_name": "Functional"}
+    assert got.details == {
+        "container": "keras",
+        "keras_version": "3.10.0",
+        "weights": ["model.weights.h5"],
+        "class_name": "Functional",
+    }
 
     other = tmp_path / "other.keras"
     with zipfile.ZipFile(other, "w") as zf:
@@ -265,7 +284,9 @@ ARTIFACTS = {  # kind -> (path in the project, path in tf_models)
 }
 
 
-def tf_project(tmp_path: Path, name: str, tf_models: dict[str, Any], models: dict[str, str], extra: str = "") -> Project:
+def tf_project(
+    tmp_path: Path, name: str, tf_models: dict[str, Any], models: dict[str, str], extra: str = ""
+) -> Project:
     """A model project whose artifacts are copies of the session's saved models."""
     import shutil
 
@@ -343,7 +364,9 @@ def test_each_format_builds_installs_and_predicts(kind, tmp_path, build_env, tf_
     package = name.replace("-", "_")
     if kind in ("export", "tfsave"):
         src = tf_models["dir"] / ARTIFACTS[kind][1]
-        shipped = {f"{package}/_models/clf/{src.name}/{f.relative_to(src).as_posix()}" for f in src.rglob("*") if f.is_file()}
+        shipped = {
+            f"{package}/_models/clf/{src.name}/{f.relative_to(src).as_posix()}" for f in src.rglob("*") if f.is_file()
+        }
         assert shipped <= names and any("variables/variables.data-" in n for n in shipped)
     reqs = requires_dist(wheel_metadata(wheel))
     assert reqs == expected_requires(kind, tf_models)
@@ -370,7 +393,13 @@ def test_each_format_builds_installs_and_predicts(kind, tmp_path, build_env, tf_
 @pytest.mark.tensorflow
 def test_all_formats_in_one_wheel(tmp_path, build_env, tf_models, tf_venv):
     kinds = {"as_keras": "keras", "as_h5": "h5", "as_export": "export", "as_tfsave": "tfsave"}
-    p = tf_project(tmp_path, "tfmodel-all", tf_models, kinds, extra="[tool.hatch.build.hooks.modelpack.models.as_keras]\ndefault = true\n")
+    p = tf_project(
+        tmp_path,
+        "tfmodel-all",
+        tf_models,
+        kinds,
+        extra="[tool.hatch.build.hooks.modelpack.models.as_keras]\ndefault = true\n",
+    )
     # The long-form table for as_keras would clash with the short form; rewrite it as one table.
     text = (p.root / "pyproject.toml").read_text().replace('as_keras = "artifacts/model.keras"\n', "")
     text = text.replace("default = true\n", 'path = "artifacts/model.keras"\ndefault = true\n')
@@ -393,7 +422,9 @@ def test_all_formats_in_one_wheel(tmp_path, build_env, tf_models, tf_venv):
 
 @pytest.mark.slow
 @pytest.mark.tensorflow
-def test_tampered_savedmodel_variables_are_refused_before_tensorflow_reads_them(tmp_path, build_env, tf_models, tf_venv):
+def test_tampered_savedmodel_variables_are_refused_before_tensorflow_reads_them(
+    tmp_path, build_env, tf_models, tf_venv
+):
     p = tf_project(tmp_path, "tfmodel-tamper", tf_models, {"clf": "export"})
     p.build(build_env)
     tf_venv.install(str(p.wheel()))
@@ -425,7 +456,13 @@ def test_tampered_savedmodel_variables_are_refused_before_tensorflow_reads_them(
 def test_requires_override_for_tensorflow_cpu(tmp_path, build_env, tf_models):
     """`requires` replaces the inferred list, e.g. to depend on tensorflow-cpu on Linux servers."""
     override = f'requires = ["tensorflow-cpu>={tf_models["tensorflow"]}"]\n'
-    p = tf_project(tmp_path, "tfmodel-cpu", tf_models, {}, extra=f'[tool.hatch.build.hooks.modelpack.models.clf]\npath = "artifacts/exported"\n{override}')
+    p = tf_project(
+        tmp_path,
+        "tfmodel-cpu",
+        tf_models,
+        {},
+        extra=f'[tool.hatch.build.hooks.modelpack.models.clf]\npath = "artifacts/exported"\n{override}',
+    )
     import shutil
 
     shutil.copytree(tf_models["dir"] / "exported", p.root / "artifacts" / "exported")

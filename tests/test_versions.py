@@ -44,7 +44,13 @@ churn = "artifacts/churn.joblib"
 
 
 def git(root: Path, *args: str) -> str:
-    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com")
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@example.com",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@example.com",
+    )
     return run(["git", "-C", str(root), *args], env=env).stdout.strip()
 
 
@@ -76,7 +82,9 @@ def test_hatch_vcs_tag_is_the_model_version(tmp_path, build_env, venv, sklearn_v
 
     wheel, sdist = build(root, tmp_path / "dist", build_env)
     assert wheel.name == "churn_model-1.2.0-py3-none-any.whl" and sdist.name == "churn_model-1.2.0.tar.gz"
-    assert f"scikit-learn=={sklearn_version}" in requires_dist(wheel_metadata(wheel))  # dynamic deps alongside dynamic version
+    assert f"scikit-learn=={sklearn_version}" in requires_dist(
+        wheel_metadata(wheel)
+    )  # dynamic deps alongside dynamic version
     m = manifest(wheel)
     assert m["version"] == "1.2.0"
     # The wheel was built from the sdist (no .git there): the commit travelled inside the sdist.
@@ -88,7 +96,9 @@ def test_hatch_vcs_tag_is_the_model_version(tmp_path, build_env, venv, sklearn_v
 
     env = venv()
     env.install("--no-deps", str(wheel))
-    got = env.json("import json, churn_model; print(json.dumps([churn_model.__version__, churn_model.metadata()['name']]))")
+    got = env.json(
+        "import json, churn_model; print(json.dumps([churn_model.__version__, churn_model.metadata()['name']]))"
+    )
     assert got == ["1.2.0", "churn"]
 
     # Another checkout of the same tag, elsewhere, with other file times: the same bytes.
@@ -109,7 +119,10 @@ def test_hatch_vcs_tag_is_the_model_version(tmp_path, build_env, venv, sklearn_v
     wheel13, _ = build(root, tmp_path / "dist13", build_env)
     m13 = manifest(wheel13)
     assert wheel13.name == "churn_model-1.3.0-py3-none-any.whl" and m13["version"] == "1.3.0"
-    assert m13["source"] == {"commit": git(root, "rev-parse", "HEAD"), "dirty": False} and m13["source"]["commit"] != commit
+    assert (
+        m13["source"] == {"commit": git(root, "rev-parse", "HEAD"), "dirty": False}
+        and m13["source"]["commit"] != commit
+    )
     (root / "README.md").write_text("# churn-model\n\nwork in progress\n")
     run([sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path / "dirty"), str(root)], env=build_env)
     (dirty,) = (tmp_path / "dirty").glob("*.whl")

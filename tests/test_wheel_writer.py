@@ -43,7 +43,10 @@ def build_base_wheel(root: Path, epoch: str | None = None) -> Path:
     out = root / "dist"
     subprocess.run(
         [sys.executable, "-c", f"import hatchling.build as b; b.build_wheel({str(out)!r})"],
-        cwd=proj, env=env, check=True, capture_output=True,
+        cwd=proj,
+        env=env,
+        check=True,
+        capture_output=True,
     )
     wheel = out / WHEEL_NAME
     assert wheel.is_file()
@@ -190,7 +193,10 @@ def test_artifacts_round_trip_with_a_correct_record(base: Path, tmp_path: Path) 
                 continue
             new = infos[old.filename]
             assert (new.CRC, new.compress_size, new.compress_type, new.external_attr) == (
-                old.CRC, old.compress_size, old.compress_type, old.external_attr
+                old.CRC,
+                old.compress_size,
+                old.compress_type,
+                old.external_attr,
             )
 
 
@@ -297,15 +303,27 @@ def test_installers_accept_the_wheel(tmp_path: Path, venv, monkeypatch: pytest.M
     z64 = build_base_wheel(tmp_path / "z64")
     with monkeypatch.context() as m:
         m.setattr(zipstream, "ZIP64_LIMIT", 1000)
-        add_artifacts(z64, [Artifact("demo/_models/f/f.bin", f, "store"), Artifact("demo/_models/t/t.txt", t, "deflate")])
+        add_artifacts(
+            z64, [Artifact("demo/_models/f/f.bin", f, "store"), Artifact("demo/_models/t/t.txt", t, "deflate")]
+        )
     tools = venv(seed_pip=True)
     tools.install("check-wheel-contents", "wheel")
-    check = ("import demo, hashlib; print(hashlib.sha256((demo.HERE / '_models/f/f.bin').read_bytes()).hexdigest(),"
-             " hashlib.sha256((demo.HERE / '_models/t/t.txt').read_bytes()).hexdigest())")
+    check = (
+        "import demo, hashlib; print(hashlib.sha256((demo.HERE / '_models/f/f.bin').read_bytes()).hexdigest(),"
+        " hashlib.sha256((demo.HERE / '_models/t/t.txt').read_bytes()).hexdigest())"
+    )
     want = f"{hashlib.sha256(f.read_bytes()).hexdigest()} {hashlib.sha256(t.read_bytes()).hexdigest()}"
     for wheel in (plain, z64):
         run([str(tools.path / "bin" / "check-wheel-contents"), str(wheel)])
-        run([str(tools.path / "bin" / "wheel"), "unpack", "-d", str(tmp_path / f"unpacked-{wheel.parent.parent.name}"), str(wheel)])
+        run(
+            [
+                str(tools.path / "bin" / "wheel"),
+                "unpack",
+                "-d",
+                str(tmp_path / f"unpacked-{wheel.parent.parent.name}"),
+                str(wheel),
+            ]
+        )
         by_pip = venv(seed_pip=True)
         by_pip.pip("install", "--no-deps", "--no-index", str(wheel))
         assert by_pip.py(check).stdout.strip() == want

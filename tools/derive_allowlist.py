@@ -61,7 +61,18 @@ OTHER_SPELLINGS = {
     "pathlib:PurePosixPath": ("pathlib._local:PurePosixPath",),
     "pathlib:PureWindowsPath": ("pathlib._local:PureWindowsPath",),
 }
-VERSIONED = ("numpy", "scipy", "scikit-learn", "pandas", "pyarrow", "joblib", "statsmodels", "xgboost", "lightgbm", "catboost")
+VERSIONED = (
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "pandas",
+    "pyarrow",
+    "joblib",
+    "statsmodels",
+    "xgboost",
+    "lightgbm",
+    "catboost",
+)
 
 
 def _dumps(obj: Any) -> bytes:
@@ -253,7 +264,11 @@ def _boosters() -> list[tuple[str, Any]]:
         "lightgbm": ("LGBMClassifier", "LGBMRegressor", "LGBMRanker"),
         "catboost": ("CatBoostClassifier", "CatBoostRegressor", "CatBoostRanker"),
     }
-    quiet = {"xgboost": {"n_estimators": 3}, "lightgbm": {"n_estimators": 3, "verbose": -1}, "catboost": {"iterations": 3, "verbose": False}}
+    quiet = {
+        "xgboost": {"n_estimators": 3},
+        "lightgbm": {"n_estimators": 3, "verbose": -1},
+        "catboost": {"iterations": 3, "verbose": False},
+    }
     for module, names in wrappers.items():
         if not _has(module):
             continue
@@ -261,11 +276,17 @@ def _boosters() -> list[tuple[str, Any]]:
         for name in names:
             est = getattr(lib, name)(**quiet[module])
             if "Ranker" in name:
-                fitted = est.fit(X, y, group=[30, 30]) if module != "catboost" else est.fit(X, y, group_id=[0] * 30 + [1] * 30)
+                fitted = (
+                    est.fit(X, y, group=[30, 30])
+                    if module != "catboost"
+                    else est.fit(X, y, group_id=[0] * 30 + [1] * 30)
+                )
             else:
                 fitted = est.fit(X, y)
             made.append((f"{module}_{name}", fitted))
-        made.append((f"{module}_pipeline", make_pipeline(StandardScaler(), getattr(lib, names[0])(**quiet[module])).fit(X, y)))
+        made.append(
+            (f"{module}_pipeline", make_pipeline(StandardScaler(), getattr(lib, names[0])(**quiet[module])).fit(X, y))
+        )
     return made
 
 
@@ -461,7 +482,9 @@ def main() -> int:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="exit 1 when the derived list differs from the committed one")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 when the derived list differs from the committed one"
+    )
     args = parser.parse_args()
     data = derive()
     text = json.dumps(data, indent=1, sort_keys=False) + "\n"

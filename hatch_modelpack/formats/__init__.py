@@ -24,7 +24,9 @@ class Inspection:
     frameworks: dict[str, str] = field(default_factory=dict)  # distribution -> version recorded in the artifact
     details: dict[str, Any] = field(default_factory=dict)  # format-specific manifest entries
     globals: set[Global] | None = None  # for pickle-based formats: what unpickling imports
-    uses: dict[Global, set[str]] = field(default_factory=dict)  # how the stream uses each global (the policy checks each use)
+    uses: dict[Global, set[str]] = field(
+        default_factory=dict
+    )  # how the stream uses each global (the policy checks each use)
 
 
 class Format:

@@ -67,7 +67,9 @@ class _H5:
             addrs = 24 + (4 if version == 1 else 0)
             block = self.read(addrs, 4 * self.o + 2 * self.o)
             self.base = self.uint(block, 0, self.o)
-            root = self.uint(block, 4 * self.o + self.o, self.o)  # root symbol table entry: link name offset, header address
+            root = self.uint(
+                block, 4 * self.o + self.o, self.o
+            )  # root symbol table entry: link name offset, header address
         elif version in (2, 3):
             self.o, self.l = sb[9], sb[10]
             self._check_sizes()
@@ -132,7 +134,9 @@ class _H5:
                 if mflags & 0x02:  # shared message: stored elsewhere; not needed for the attributes we read
                     continue
                 if mtype == 0x10:  # continuation
-                    pending.append((self.base + self.uint(data, 0, self.o), self.uint(data, self.o, self.l), hver, flags))
+                    pending.append(
+                        (self.base + self.uint(data, 0, self.o), self.uint(data, self.o, self.l), hver, flags)
+                    )
                 elif mtype == 0x15:  # attribute info: a defined fractal heap address means dense storage
                     heap = 2 + (2 if data[1] & 1 else 0)
                     if data[heap : heap + self.o] != b"\xff" * self.o:
@@ -268,22 +272,30 @@ class KerasFormat(Format):
             attrs = {}
             details["unread"] = f"keras_version not read ({exc}); requirements are unversioned"
         except H5Error as exc:
-            raise ArtifactError(f"{label}: is a damaged HDF5 file ({exc}); keras.models.load_model could not read it either. Save the model again with model.save(path) and check that the file was copied completely.") from None
+            raise ArtifactError(
+                f"{label}: is a damaged HDF5 file ({exc}); keras.models.load_model could not read it either. Save the model again with model.save(path) and check that the file was copied completely."
+            ) from None
         version, backend = attrs.get("keras_version"), attrs.get("backend")
         if "model_config" not in attrs and not details.get("unread"):
-            raise ArtifactError(f"{label}: is an HDF5 file without a Keras model_config, so keras.models.load_model cannot load it (weights-only files from save_weights are not models). Save the whole model with model.save(path), or use `format = \"raw\"`.")
+            raise ArtifactError(
+                f'{label}: is an HDF5 file without a Keras model_config, so keras.models.load_model cannot load it (weights-only files from save_weights are not models). Save the whole model with model.save(path), or use `format = "raw"`.'
+            )
         if isinstance(version, str):
             details["keras_version"] = version
         if isinstance(backend, str):
             details["backend"] = backend
         try:
-            shapes = _input_shapes(json.loads(attrs["model_config"])) if isinstance(attrs.get("model_config"), str) else None
+            shapes = (
+                _input_shapes(json.loads(attrs["model_config"])) if isinstance(attrs.get("model_config"), str) else None
+            )
         except ValueError:
             shapes = None
         if shapes:
             details["input_shapes"] = shapes
             details["input_schema"] = {"inputs": [{"shape": shape} for shape in shapes]}
-        requires, frameworks = _requires(version if isinstance(version, str) else None, backend if isinstance(backend, str) else None)
+        requires, frameworks = _requires(
+            version if isinstance(version, str) else None, backend if isinstance(backend, str) else None
+        )
         return Inspection(requires=requires, frameworks=frameworks, details=details)
 
     def _inspect_zip(self, path: Path, label: str) -> Inspection:
@@ -292,7 +304,9 @@ class KerasFormat(Format):
             with zipfile.ZipFile(path) as zf:
                 infos = {i.filename: i for i in zf.infolist()}
                 if "metadata.json" not in infos or "config.json" not in infos:
-                    raise ArtifactError(f"{label}: is a zip archive without the metadata.json and config.json of a .keras file. {fix}")
+                    raise ArtifactError(
+                        f"{label}: is a zip archive without the metadata.json and config.json of a .keras file. {fix}"
+                    )
                 if infos["metadata.json"].file_size > MAX_METADATA or infos["config.json"].file_size > MAX_CONFIG:
                     raise ArtifactError(f"{label}: its metadata.json or config.json is implausibly large. {fix}")
                 meta = json.loads(zf.read("metadata.json"))

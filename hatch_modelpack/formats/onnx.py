@@ -202,7 +202,9 @@ class OnnxFormat(Format):
             raise ArtifactError(f"{exc} {fix}") from None
         graph = model["graph"]
         if "ir_version" not in model or graph is None:
-            raise ArtifactError(f"{label}: is a protobuf message without the ir_version and graph of an ONNX model. {fix}")
+            raise ArtifactError(
+                f"{label}: is a protobuf message without the ir_version and graph of an ONNX model. {fix}"
+            )
         if graph["external"]:
             names = ", ".join(graph["external"][:3]) + (" ..." if len(graph["external"]) > 3 else "")
             raise ArtifactError(

@@ -13,6 +13,7 @@ from hatch_modelpack.scanning import one_version, scan_file, sklearn_input_schem
 
 _SAVE = {"joblib": "joblib.dump(model, path)", "pickle": "pickle.dump(model, f, protocol=5)"}
 
+
 def inspect_pickled(path: Path, label: str, kind: str) -> Inspection:
     """Shared by pickle and joblib: scan, then map the globals to distributions."""
     try:

@@ -101,7 +101,7 @@ def _readable(manifest: Dict[str, Any], manifest_path: Path) -> Dict[str, Any]:
             f"{manifest_path}: has manifest version {found!r}, newer than this loader reads ({MANIFEST_VERSION}); "
             f"it was written by {manifest.get('generator') or 'a newer hatch-modelpack'}, but the loader beside it is "
             "older. Upgrade hatch-modelpack's loader: rebuild the model package with one hatch-modelpack release "
-            "(the one in the manifest's generator or newer, e.g. requires = [\"hatch-modelpack>=...\"] in [build-system]) "
+            '(the one in the manifest\'s generator or newer, e.g. requires = ["hatch-modelpack>=..."] in [build-system]) '
             "and reinstall it."
         )
     return manifest
@@ -181,7 +181,11 @@ class _Pack:
         with self._model_lock(name):
             if trust is not None:
                 # The signature covers whole-file sha256s, so chunk digests (unsigned) cannot stand in for them.
-                sig = self.base() / entry["signature"]["path"] if entry.get("signature") else self.directory / "_models" / f"{name}.sig"
+                sig = (
+                    self.base() / entry["signature"]["path"]
+                    if entry.get("signature")
+                    else self.directory / "_models" / f"{name}.sig"
+                )
                 state = (trust, _fingerprint(sig), *(_fingerprint(parent / f["path"]) for f in entry["files"]))
                 if not force and self._signed.get(name) == state:
                     return artifact
@@ -195,7 +199,9 @@ class _Pack:
                 if verified is not None and _fingerprint(sig) == state[1]:
                     self._signed[name], self._verified[name] = state, verified
                 return artifact
-            if not force and self._verified.get(name) == tuple(_fingerprint(parent / f["path"]) for f in entry["files"]):
+            if not force and self._verified.get(name) == tuple(
+                _fingerprint(parent / f["path"]) for f in entry["files"]
+            ):
                 return artifact
             verified = _verify_files(parent, entry["files"], self.manifest)
             if verified is not None:
@@ -215,7 +221,13 @@ class _Pack:
 
     # -- loading -------------------------------------------------------------------------------
 
-    def load(self, name: Optional[str], check_versions: Optional[bool], kwargs: Dict[str, Any], trust: Optional[Tuple[Any, ...]] = None) -> Any:
+    def load(
+        self,
+        name: Optional[str],
+        check_versions: Optional[bool],
+        kwargs: Dict[str, Any],
+        trust: Optional[Tuple[Any, ...]] = None,
+    ) -> Any:
         entry = self.entry(name)
         if check_versions is None:
             check_versions = os.environ.get(SKIP_VERSION_CHECK_ENV, "") in ("", "0", "false", "False")
@@ -241,7 +253,9 @@ def version_problems(entry: Dict[str, Any]) -> List[str]:
         dist = check["distribution"]
         installed = _installed_version(dist)
         if installed is None:
-            problems.append(f"{dist} is not installed (the artifact records {check['recorded']}, needs {check['requirement']})")
+            problems.append(
+                f"{dist} is not installed (the artifact records {check['recorded']}, needs {check['requirement']})"
+            )
             continue
         have = _release(installed)
         for op, version in check["clauses"]:
@@ -294,7 +308,9 @@ def _open_verified(file_path: Path) -> Any:
     return f
 
 
-def _verify_files(parent: Path, files: List[Dict[str, Any]], manifest: Dict[str, Any], whole: bool = False) -> Optional[Tuple[Tuple[int, ...], ...]]:
+def _verify_files(
+    parent: Path, files: List[Dict[str, Any]], manifest: Dict[str, Any], whole: bool = False
+) -> Optional[Tuple[Tuple[int, ...], ...]]:
     """Hash each file against its manifest entry (IntegrityError on a mismatch).
 
     Returns the files' fingerprints, remembered as verified, when no file changed while it was hashed;
@@ -395,7 +411,11 @@ def _check_chunks(file_path: Path, expected: Dict[str, Any], chunks: List[str], 
         except OSError as exc:
             raise IntegrityError(f"{file_path}: cannot be read ({exc.strerror}); {fix}") from None
     if size != expected["size"] or bad is not None:
-        where = f"bytes {bad * chunk_size}-{min(size, (bad + 1) * chunk_size) - 1} differ" if bad is not None else f"{size} bytes, expected {expected['size']}"
+        where = (
+            f"bytes {bad * chunk_size}-{min(size, (bad + 1) * chunk_size) - 1} differ"
+            if bad is not None
+            else f"{size} bytes, expected {expected['size']}"
+        )
         raise IntegrityError(
             f"{file_path}: does not match the manifest ({where}; the manifest's sha256 is {expected['sha256']}); "
             f"nothing was loaded. The file was modified or corrupted after the package was built; {fix}"
@@ -447,7 +467,9 @@ def _check_signature(sig_path: Path, trust: Tuple[Any, ...], entry: Dict[str, An
         ser = predicate["serialization"]
         resources = [(r["name"], r["digest"], r["algorithm"]) for r in predicate["resources"]]
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-        raise IntegrityError(f"{sig_path}: the signature of {label} is damaged or not a model_signing bundle ({exc}); {nothing}") from None
+        raise IntegrityError(
+            f"{sig_path}: the signature of {label} is damaged or not a model_signing bundle ({exc}); {nothing}"
+        ) from None
     pae = b"DSSEv1 %d %s %d %s" % (len(_PAYLOAD_TYPE), _PAYLOAD_TYPE.encode(), len(payload), payload)
     if trust[0] == "key":
         _verify_with_key(sig_path, Path(trust[1][0]), bundle, pae, raw_sig, label)
@@ -455,18 +477,31 @@ def _check_signature(sig_path: Path, trust: Tuple[Any, ...], entry: Dict[str, An
         try:
             from model_signing._signing import sign_certificate, sign_sigstore_pb
         except ImportError:
-            raise ModelpackLoadError(f"verifying {label} with a certificate chain needs model-signing: {_INSTALL_SIGNING}") from None
+            raise ModelpackLoadError(
+                f"verifying {label} with a certificate chain needs model-signing: {_INSTALL_SIGNING}"
+            ) from None
         try:
             sign_certificate.Verifier([Path(p) for p in trust[1]]).verify(sign_sigstore_pb.Signature.read(sig_path))
         except Exception as exc:
-            raise IntegrityError(f"{sig_path}: the signature of {label} does not verify with the chain {trusted} ({exc}); {nothing}") from None
-    if statement.get("predicateType") != _PREDICATE_TYPE or (ser.get("method"), ser.get("hash_type")) != ("files", "sha256"):
-        raise IntegrityError(f"{sig_path}: the signature of {label} is not a per-file sha256 model_signing v1.0 signature; {nothing}")
+            raise IntegrityError(
+                f"{sig_path}: the signature of {label} does not verify with the chain {trusted} ({exc}); {nothing}"
+            ) from None
+    if statement.get("predicateType") != _PREDICATE_TYPE or (ser.get("method"), ser.get("hash_type")) != (
+        "files",
+        "sha256",
+    ):
+        raise IntegrityError(
+            f"{sig_path}: the signature of {label} is not a per-file sha256 model_signing v1.0 signature; {nothing}"
+        )
     signed = {n: d for n, d, algorithm in resources if algorithm == "sha256"}
     base = entry["path"].rsplit("/", 1)[-1]
     want = {("." if f["path"] == base else f["path"][len(base) + 1 :]): f["sha256"] for f in entry["files"]}
     if signed != want or len(resources) != len(want):
-        odd = sorted(set(want) ^ set(signed)) or sorted(n for n in want if want[n] != signed.get(n)) or ["(duplicate resources)"]
+        odd = (
+            sorted(set(want) ^ set(signed))
+            or sorted(n for n in want if want[n] != signed.get(n))
+            or ["(duplicate resources)"]
+        )
         raise IntegrityError(
             f"{sig_path}: the signature of {label} does not cover the model's files as the manifest lists them "
             f"(first difference: {base if odd[0] == '.' else odd[0]}); {nothing}. The artifact or the manifest was changed after signing, or the "
@@ -474,19 +509,27 @@ def _check_signature(sig_path: Path, trust: Tuple[Any, ...], entry: Dict[str, An
         )
 
 
-def _verify_with_key(sig_path: Path, key_path: Path, bundle: Dict[str, Any], pae: bytes, raw_sig: bytes, label: str) -> None:
+def _verify_with_key(
+    sig_path: Path, key_path: Path, bundle: Dict[str, Any], pae: bytes, raw_sig: bytes, label: str
+) -> None:
     try:
         from cryptography.exceptions import InvalidSignature
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import ec
     except ImportError:
-        raise ModelpackLoadError(f"verifying the signature of {label} needs model-signing (and its cryptography): {_INSTALL_SIGNING}") from None
+        raise ModelpackLoadError(
+            f"verifying the signature of {label} needs model-signing (and its cryptography): {_INSTALL_SIGNING}"
+        ) from None
     try:
         key = serialization.load_pem_public_key(key_path.read_bytes())
     except (OSError, ValueError) as exc:
-        raise ModelpackLoadError(f"{key_path}: cannot be read as a PEM public key ({exc}); set {PUBLIC_KEY_ENV} / public_key= to the signer's public key") from None
+        raise ModelpackLoadError(
+            f"{key_path}: cannot be read as a PEM public key ({exc}); set {PUBLIC_KEY_ENV} / public_key= to the signer's public key"
+        ) from None
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.key_size not in (256, 384, 521):
-        raise ModelpackLoadError(f"{key_path}: is not an elliptic-curve P-256/P-384/P-521 public key, which model signing uses")
+        raise ModelpackLoadError(
+            f"{key_path}: is not an elliptic-curve P-256/P-384/P-521 public key, which model signing uses"
+        )
     pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     mine = hashlib.sha256(pem).hexdigest()
     hint = ((bundle.get("verificationMaterial") or {}).get("publicKey") or {}).get("hint")
@@ -543,7 +586,9 @@ def _refuse_global(artifact: Path, entry: Dict[str, Any], full: str) -> Integrit
     )
 
 
-def _checked_global(unpickler: Any, module: str, name: str, allowed: FrozenSet[str], artifact: Path, entry: Dict[str, Any]) -> Any:
+def _checked_global(
+    unpickler: Any, module: str, name: str, allowed: FrozenSet[str], artifact: Path, entry: Dict[str, Any]
+) -> Any:
     """find_class for both unpicklers: the name after pickle's Python 2 mapping, as the build resolved it."""
     compat = import_module("_compat_pickle")
     mapped = (module, name)
@@ -623,7 +668,10 @@ def _restricted_joblib_load(artifact: Path, entry: Dict[str, Any], kwargs: Dict[
         dispatch[pickle.BUILD[0]] = load_build
 
     RestrictedNumpyUnpickler.find_class = find_class
-    with _open_verified(artifact) as f, npp._validate_fileobject_and_memmap(f, str(artifact), mmap_mode) as (fobj, validated):
+    with _open_verified(artifact) as f, npp._validate_fileobject_and_memmap(f, str(artifact), mmap_mode) as (
+        fobj,
+        validated,
+    ):
         if isinstance(fobj, str):
             raise IntegrityError(f"{artifact}: is in joblib's format from before 0.10, which this loader refuses")
         try:
@@ -733,7 +781,9 @@ def _safe_globals(pairs: List[List[str]]) -> List[Any]:
 def _load_torch(artifact: Path, entry: Dict[str, Any], kwargs: Dict[str, Any]) -> Any:
     torch = import_module("torch")
     if kwargs.pop("weights_only", True) is not True:
-        raise TypeError(f"model {entry['name']!r}: load() always uses torch.load(weights_only=True); the build reviewed the pickle for that")
+        raise TypeError(
+            f"model {entry['name']!r}: load() always uses torch.load(weights_only=True); the build reviewed the pickle for that"
+        )
     extra = _safe_globals(entry.get("details", {}).get("safe_globals", []))
     context = torch.serialization.safe_globals(extra) if extra else _NoContext()
     with context, _open_verified(artifact) as f:
@@ -785,7 +835,9 @@ def _load_transformers(artifact: Path, entry: Dict[str, Any], kwargs: Dict[str, 
     if component in auto:
         return getattr(transformers, auto[component]).from_pretrained(str(artifact), **kwargs)
     if component != "model":
-        raise TypeError(f"model {entry['name']!r}: component must be 'model' or one of {sorted(auto)}, not {component!r}")
+        raise TypeError(
+            f"model {entry['name']!r}: component must be 'model' or one of {sorted(auto)}, not {component!r}"
+        )
     archs = details.get("architectures") or []
     cls = getattr(transformers, archs[0], None) if archs else None
     if cls is None:  # custom code (trust-remote-code) or no architectures: an Auto class resolves it
@@ -848,11 +900,15 @@ def _run_check(model: Any, entry: Dict[str, Any], base: Path) -> Dict[str, Any]:
         # A JSON object names the graph inputs; anything else feeds the first (usually only) input.
         given = example if isinstance(example, dict) else ({inputs[0]["name"]: example} if inputs else {})
         dtypes = {i["name"]: i.get("dtype") for i in inputs}
-        feed = {k: np.asarray(v, dtype=object if dtypes.get(k) == "string" else dtypes.get(k)) for k, v in given.items()}
+        feed = {
+            k: np.asarray(v, dtype=object if dtypes.get(k) == "string" else dtypes.get(k)) for k, v in given.items()
+        }
         outputs = [o["name"] for o in details.get("outputs", [])]
         method = spec.get("method") or (outputs[0] if outputs else None)
         if method not in outputs:
-            raise CheckError(f"model {name!r}: the check names output {method!r}, but the graph's outputs are {outputs}")
+            raise CheckError(
+                f"model {name!r}: the check names output {method!r}, but the graph's outputs are {outputs}"
+            )
         output = model.run([method], feed)[0]
     elif fmt == "raw":
         raise CheckError(f"model {name!r} is a raw artifact: there is no method to run on an example")
@@ -871,7 +927,9 @@ def _run_check(model: Any, entry: Dict[str, Any], base: Path) -> Dict[str, Any]:
         expected = expected[:, 0]  # a one-column CSV of predictions
     where = f"model {name!r}: {method} on {Path(spec['input']['path']).name}"
     if got.shape != expected.shape:
-        raise CheckError(f"{where} gives shape {tuple(got.shape)}, but the expected output has shape {tuple(expected.shape)}")
+        raise CheckError(
+            f"{where} gives shape {tuple(got.shape)}, but the expected output has shape {tuple(expected.shape)}"
+        )
     tol = float(spec.get("tolerance", 1e-6))
     if got.dtype.kind in "biuf" and expected.dtype.kind in "biuf":
         a, b = got.astype(np.float64), expected.astype(np.float64)
@@ -978,7 +1036,12 @@ def check_versions(name: Optional[str] = None) -> None:
 
 
 def load(
-    name: Optional[str] = None, *, check_versions: Optional[bool] = None, public_key: Any = None, certificate_chain: Any = None, **kwargs: Any
+    name: Optional[str] = None,
+    *,
+    check_versions: Optional[bool] = None,
+    public_key: Any = None,
+    certificate_chain: Any = None,
+    **kwargs: Any,
 ) -> Any:
     """Verify and load a model (the default one without a name).
 

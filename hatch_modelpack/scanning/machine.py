@@ -363,6 +363,4 @@ def _first(args: Any) -> Any:
     return args[0] if isinstance(args, tuple) and args else None
 
 
-
-
 Handler = Callable[[Machine, Any], None]
