@@ -23,6 +23,10 @@ class ScanError(ArtifactError):
     """The static pickle scan could not fully understand a stream; it fails closed."""
 
 
+class WrongFormatError(ScanError):
+    """The stream is another format's (a joblib file named .pkl); the message carries the one fix."""
+
+
 class UnsafePickleError(ArtifactError):
     """The static pickle scan found globals that are dangerous or not allowed."""
 

@@ -328,11 +328,18 @@ def test_bytes_after_the_compressed_stream_fail(tmp_path, compress):
         scan_file(path, "joblib")
 
 
-def test_joblib_file_declared_as_pickle(tmp_path):
+@pytest.mark.parametrize("compress", [0, 3])
+def test_joblib_file_named_pkl_gets_one_message_with_one_fix(tmp_path, compress):
+    from hatch_modelpack.errors import WrongFormatError
+    from hatch_modelpack.formats.pickle import PickleFormat
+
     path = tmp_path / "m.pkl"
-    joblib.dump({"a": np.arange(3)}, path)
-    with pytest.raises(ScanError, match='declare format = "joblib"'):
-        scan_file(path, "pickle")
+    joblib.dump({"a": np.arange(3)}, path, compress=compress)
+    with pytest.raises(WrongFormatError) as err:
+        PickleFormat().inspect(path, "m.pkl (models.churn)")
+    message = str(err.value)
+    assert message.startswith("m.pkl (models.churn): ") and 'Set format = "joblib"' in message
+    assert "pickle.dump" not in message and "fails closed" not in message  # no generic advice contradicting it
 
 
 # -- joblib layout tricks --------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from hatch_modelpack.errors import ScanError
+from hatch_modelpack.errors import ScanError, WrongFormatError
 from hatch_modelpack.formats import Format, Inspection
 from hatch_modelpack.formats.boosters import apply_to_inspection
 from hatch_modelpack.requirements import distribution_for_module
@@ -18,6 +18,8 @@ def inspect_pickled(path: Path, label: str, kind: str) -> Inspection:
     """Shared by pickle and joblib: scan, then map the globals to distributions."""
     try:
         result = scan_file(path, kind, label)  # once per process: the Analysis that asks is memoised
+    except WrongFormatError:
+        raise  # it says the one fix; the generic advice below would contradict it
     except ScanError as exc:
         # The scanner says what it could not read; the user needs to know what to do about it.
         raise ScanError(

@@ -48,7 +48,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from hatch_modelpack.errors import ScanError
+from hatch_modelpack.errors import ScanError, WrongFormatError
 from hatch_modelpack.scanning.machine import INLINE_BYTES_LIMIT, NESTING_LIMIT, Machine
 from hatch_modelpack.scanning.schema import json_content as json_content_of_node
 from hatch_modelpack.scanning.schema import one_version, sklearn_input_schema, skops_input_schema
@@ -107,9 +107,10 @@ def scan_file(path: Path, kind: str, what: str | None = None) -> ScanResult:
         raise ScanError(f"{label}: cannot be read ({exc.strerror or exc})") from None
     with fh:
         if compression is not None and kind != "joblib":
-            raise ScanError(
-                f"{label}: the file is {compression}-compressed, which is joblib's layout, not a plain "
-                'pickle; declare it with format = "joblib"'
+            raise WrongFormatError(
+                f"{label}: is {compression}-compressed, which is joblib's layout (joblib.dump with compress=), "
+                'not a plain pickle. Set format = "joblib" in the model\'s table (or rename the file to .joblib) '
+                "and build again."
             )
         try:
             return scan_stream(stream, kind, compression)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from hatch_modelpack.errors import WrongFormatError
 from hatch_modelpack.scanning.values import JOBLIB_WRAPPER, Call, Global, Persistent, SDict, Stop
 
 if TYPE_CHECKING:  # the machine calls the handlers; they only need its type
@@ -275,9 +276,9 @@ def _new_wrapper(m: Machine) -> None:
     if not m.joblib:
         if m.r.kind == "joblib":
             raise m.fail("a joblib array wrapper inside a nested pickle, which plain pickle.load reads")
-        raise m.fail(
-            "the stream was written by joblib.dump (it holds joblib array wrappers), so pickle.load cannot "
-            'read it; declare format = "joblib" or give it the .joblib suffix'
+        raise WrongFormatError(
+            f"{m.what}: was written by joblib.dump (it holds joblib array wrappers), so pickle.load cannot read "
+            'it. Set format = "joblib" in the model\'s table (or rename the file to .joblib) and build again.'
         )
     m.r.use(JOBLIB_WRAPPER, "call")
     call = Call(JOBLIB_WRAPPER, ())
