@@ -4,6 +4,7 @@ through the restricted unpickler with only the recorded globals and compared wit
 from __future__ import annotations
 
 import functools
+import os
 import pathlib
 import pickle
 import sys
@@ -82,8 +83,23 @@ def test_pandas_string_columns_python_storage(tmp_path):
     pd.testing.assert_frame_equal(loaded, df)
 
 
+@pytest.mark.slow
 def test_pandas_string_columns_pyarrow_storage_require_pyarrow(tmp_path):
-    pytest.importorskip("pyarrow")
+    """pyarrow stays out of the suite's interpreter (it would change pandas' default string storage for
+    every other test), so this case runs in a venv of its own that adds it."""
+    from conftest import REPO, UV, run
+
+    venv = tmp_path / "venv"
+    run([UV, "venv", "--quiet", "--system-site-packages", "--python", sys.executable, str(venv)])
+    run([UV, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), "pyarrow"])
+    code = "import pathlib, sys; from test_allowlist_cases import pyarrow_case; pyarrow_case(pathlib.Path(sys.argv[1]))"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "tests")]))
+    run([str(venv / "bin" / "python"), "-c", code, str(tmp_path)], env=env)
+
+
+def pyarrow_case(tmp_path: pathlib.Path) -> None:
+    import pyarrow  # noqa: F401  (the point of the case: fail loudly if it is missing)
+
     df = frame("pyarrow")
     loaded, result = roundtrip(tmp_path, df)
     pd.testing.assert_frame_equal(loaded, df)
@@ -129,7 +145,8 @@ def test_arrays_generators_paths_and_namespaces(tmp_path):
 
 
 def test_statsmodels_results(tmp_path):
-    sm = pytest.importorskip("statsmodels.api")
+    import statsmodels.api as sm
+
     rng = np.random.RandomState(0)
     X = sm.add_constant(rng.normal(size=(50, 2)))
     y = X @ np.array([1.0, 2.0, -1.0]) + rng.normal(size=50)
