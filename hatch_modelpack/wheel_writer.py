@@ -55,7 +55,7 @@ try:  # the one place that picks the deflate implementation (signing.py deflates
     #: Which deflate wrote the blocks: the wheel's bytes depend on it (and on nothing else of the machine).
     DEFLATE_BACKEND = f"zlib-ng {_zlib.ZLIBNG_VERSION}"
 except ImportError:  # pragma: no cover - zlib-ng is a dependency; the standard library is the fallback
-    _zlib = zlib  # type: ignore[assignment,no-redef]
+    _zlib = zlib  # type: ignore[misc]
     DEFLATE_BACKEND = f"zlib {zlib.ZLIB_RUNTIME_VERSION}"
 
 __all__ = [

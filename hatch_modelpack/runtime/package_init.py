@@ -27,7 +27,7 @@ __all__ = [
 
 def __getattr__(name: str) -> object:  # PEP 562
     if name in __all__:
-        from . import _modelpack
+        from . import _modelpack  # type: ignore[attr-defined]  # the loader sits beside this file in a wheel
 
         value = getattr(_modelpack, name)
         globals()[name] = value  # once resolved, a plain module attribute
