@@ -243,25 +243,22 @@ class _Pack:
         return loader(artifact, entry, kwargs)
 
     def _verify_while_importing(self, entry: Dict[str, Any], check_versions: bool, trust: Optional[Tuple[Any, ...]]) -> Path:
-        """Hash the artifact (and check its signature and the installed versions) on another thread while
-        this one imports the framework and the modules the manifest's globals name.
+        """Hash the artifact (and check its signature) on other threads while this one imports the framework
+        and the modules the manifest's globals name, then reads the installed versions.
 
-        A first load() then costs about the framework's import alone: sha256 releases the GIL. Importing
+        A first load() then costs about the framework's import alone: sha256 releases the GIL, and the
+        version check finds importlib.metadata imported by then (most frameworks import it). Importing
         installed modules deserialises nothing; the artifact's bytes reach the framework only after this
         returns, that is after every hash matched.
         """
         from concurrent.futures import ThreadPoolExecutor
 
-        def background() -> Path:
-            artifact = self.verify(entry["name"], force=False, trust=trust)
+        with ThreadPoolExecutor(1) as pool:
+            hashed = pool.submit(self.verify, entry["name"], force=False, trust=trust)
+            _preimport(entry)
             if check_versions:
                 self.check_versions(entry["name"])
-            return artifact
-
-        with ThreadPoolExecutor(1) as pool:
-            checked = pool.submit(background)
-            _preimport(entry)
-            return checked.result()
+            return hashed.result()
 
 
 #: Modules each format's loader imports (see the _load_* functions), imported ahead while the hash runs.
