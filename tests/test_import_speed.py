@@ -175,3 +175,9 @@ def test_installed_wheel_in_a_clean_venv(project, build_env, venv) -> None:
         _check_import(_probe(str(v.python), IMPORT_PROBE, "churn_model", env=env), "churn_model")
         _check_names(_probe(str(v.python), NAMES_PROBE, "churn_model", env=env), "1.2.0")
         assert v.py("import churn_model; print(churn_model.load())").stdout.strip() == "{'weights': [1.0, 2.0]}"
+
+
+def test_the_modules_imported_ahead_belong_to_known_formats() -> None:
+    from hatch_modelpack.runtime import loader
+
+    assert set(loader._FRAMEWORK_MODULES) <= set(loader._LOADERS)
