@@ -425,7 +425,7 @@ def _record_hash(data: bytes) -> str:
 
 
 def _write_new(out: Any, like: zipfile.ZipInfo, arcname: str, data: bytes) -> None:
-    """A deflated entry with ``like``'s time and attributes (zipfile's level-6 bytes, as hatchling writes)."""
+    """A deflated entry with ``like``'s time and attributes (level 6, by the wheel writer's deflate backend)."""
     from hatch_modelpack import wheel_writer as ww
 
     payload = ww._deflate_block(data, None, True, ww.DEFLATE_LEVEL)

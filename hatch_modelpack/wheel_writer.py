@@ -16,6 +16,11 @@ Memory stays bounded at any size (a few blocks in flight), files above 2 GiB get
 the output is reproducible: timestamps and modes follow hatchling's (the wheel's own metadata
 timestamp, which hatchling derives from ``SOURCE_DATE_EPOCH``; modes 644/755), and the block size is
 fixed, so the bytes do not depend on the number of workers.
+
+The blocks are deflated with zlib-ng (a dependency: twice zlib's speed at level 6, and slightly
+smaller output) when it imports, else with the standard library's zlib. The two write different (equally
+valid) bytes, so a reproducible build needs the same backend on every machine; :data:`DEFLATE_BACKEND`
+names the one in use. Nothing in the wheel records it, so that the bytes depend only on the backend.
 """
 
 from __future__ import annotations
@@ -43,6 +48,15 @@ from hatch_modelpack.errors import WheelWriteError
 from hatch_modelpack.hashing import stat_fingerprint
 from hatch_modelpack.runtime.loader import available_cpus
 from hatch_modelpack.zipstream import COPY_CHUNK, UTF8_FLAG, Entry, ZipOut, copy_entry, dos_datetime, entry_like
+
+try:  # the one place that picks the deflate implementation (signing.py deflates through _deflate_block too)
+    from zlib_ng import zlib_ng as _zlib
+
+    #: Which deflate wrote the blocks: the wheel's bytes depend on it (and on nothing else of the machine).
+    DEFLATE_BACKEND = f"zlib-ng {_zlib.ZLIBNG_VERSION}"
+except ImportError:  # pragma: no cover - zlib-ng is a dependency; the standard library is the fallback
+    _zlib = zlib  # type: ignore[misc]
+    DEFLATE_BACKEND = f"zlib {zlib.ZLIB_RUNTIME_VERSION}"
 
 __all__ = [
     "COMPRESSION_MODES",
@@ -123,11 +137,12 @@ def _sample_offsets(size: int) -> list[int]:
 
 
 def _deflate_block(data: bytes, zdict: bytes | None, last: bool, level: int) -> bytes:
+    """One raw deflate block; it releases the GIL, so blocks compress in parallel on threads."""
     if zdict:
-        c = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, zdict)
+        c = _zlib.compressobj(level, _zlib.DEFLATED, -15, 8, _zlib.Z_DEFAULT_STRATEGY, zdict)
     else:
-        c = zlib.compressobj(level, zlib.DEFLATED, -15)
-    return c.compress(data) + c.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+        c = _zlib.compressobj(level, _zlib.DEFLATED, -15)
+    return c.compress(data) + c.flush(_zlib.Z_FINISH if last else _zlib.Z_SYNC_FLUSH)
 
 
 def _blocks(f: BinaryIO, size: int) -> Iterator[tuple[bytes, bool]]:
@@ -326,7 +341,7 @@ def _deflate_into(target: _Target, f: io.BufferedReader, sha: hashlib._Hash | No
         pending.append(target.pool.submit(_deflate_block, block, zdict, last, target.level))
         if sha is not None:
             sha.update(block)
-        crc = zlib.crc32(block, crc)
+        crc = _zlib.crc32(block, crc)
         size += len(block)
         zdict = block[-_WINDOW:]
         while len(pending) > 2 * target.workers:
@@ -345,7 +360,7 @@ def _store_into(fh: BinaryIO, f: io.BufferedReader, sha: hashlib._Hash | None) -
         chunk = view[:n]
         if sha is not None:
             sha.update(chunk)
-        crc = zlib.crc32(chunk, crc)
+        crc = _zlib.crc32(chunk, crc)
         fh.write(chunk)
         size += n
     return crc, size

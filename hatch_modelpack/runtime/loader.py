@@ -231,9 +231,7 @@ class _Pack:
         entry = self.entry(name)
         if check_versions is None:
             check_versions = os.environ.get(SKIP_VERSION_CHECK_ENV, "") in ("", "0", "false", "False")
-        if check_versions:
-            self.check_versions(entry["name"])
-        artifact = self.verify(entry["name"], force=False, trust=trust)
+        artifact = self._verify_while_importing(entry, check_versions, trust)
         loader = _LOADERS.get(entry["format"])
         if loader is None:
             raise ModelpackLoadError(
@@ -241,6 +239,67 @@ class _Pack:
                 "rebuild the package with the hatch-modelpack version that wrote it"
             )
         return loader(artifact, entry, kwargs)
+
+    def _verify_while_importing(
+        self, entry: Dict[str, Any], check_versions: bool, trust: Optional[Tuple[Any, ...]]
+    ) -> Path:
+        """Hash the artifact (and check its signature) on other threads while this one imports the framework
+        and the modules the manifest's globals name, then reads the installed versions.
+
+        A first load() then costs about the framework's import alone: sha256 releases the GIL, and the
+        version check finds importlib.metadata imported by then (most frameworks import it). Importing
+        installed modules deserialises nothing; the artifact's bytes reach the framework only after this
+        returns, that is after every hash matched.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:
+            hashed = pool.submit(self.verify, entry["name"], force=False, trust=trust)
+            _preimport(entry)
+            if check_versions:
+                self.check_versions(entry["name"])
+            return hashed.result()
+
+
+#: Modules each format's loader imports (see the _load_* functions), imported ahead while the hash runs.
+_FRAMEWORK_MODULES: Dict[str, Tuple[str, ...]] = {
+    "joblib": ("joblib",),
+    "pickle": ("pickle",),
+    "keras": ("keras",),
+    "savedmodel": ("tensorflow",),
+    "skops": ("skops.io",),
+    "onnx": ("onnxruntime",),
+    "xgboost": ("xgboost",),
+    "lightgbm": ("lightgbm",),
+    "catboost": ("catboost",),
+    "torch": ("torch",),
+    "torchscript": ("torch",),
+    "pt2": ("torch",),
+    "transformers": ("transformers",),
+}
+
+
+def _preimport(entry: Dict[str, Any]) -> None:
+    """Import the framework and the modules of the reviewed globals (``module.name``, the name maybe dotted).
+
+    Only an optimisation: a module that fails to import here fails again, with its real error, when the
+    framework loads the artifact.
+    """
+    import sys
+
+    candidates = [[m] for m in _FRAMEWORK_MODULES.get(entry["format"], ())]
+    for qualified in entry.get("globals") or ():
+        parts = str(qualified).split(".")  # the longest importable prefix is the module
+        candidates.append([".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)])
+    for prefixes in candidates:
+        for module in prefixes:
+            if module in sys.modules or module in ("builtins", "__builtin__"):
+                break
+            try:
+                import_module(module)
+            except Exception:  # not a module (the name is an attribute), or the load will report why
+                continue
+            break
 
 
 def version_problems(entry: Dict[str, Any]) -> List[str]:

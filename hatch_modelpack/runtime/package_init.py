@@ -5,21 +5,8 @@ model is, where it came from and what it needs. Importing this package imports n
 only ``load()`` does, after checking the artifact's sha256.
 """
 
-from ._modelpack import (
-    CheckError,
-    IntegrityError,
-    ModelpackLoadError,
-    UnknownModelError,
-    VersionMismatchError,
-    __version__,
-    check,
-    check_versions,
-    load,
-    metadata,
-    models,
-    path,
-    verify,
-)
+# Nothing is imported here: `import <package>` costs what the interpreter has already paid for. The
+# public names come from the loader (`_modelpack`) on first use, through the module __getattr__ below.
 
 __all__ = [
     "CheckError",
@@ -36,3 +23,17 @@ __all__ = [
     "path",
     "verify",
 ]
+
+
+def __getattr__(name: str) -> object:  # PEP 562
+    if name in __all__:
+        from . import _modelpack  # type: ignore[attr-defined]  # the loader sits beside this file in a wheel
+
+        value = getattr(_modelpack, name)
+        globals()[name] = value  # once resolved, a plain module attribute
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> "list[str]":  # a string: list[str] does not evaluate on Python 3.8
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,62 @@
+"""The wheel writer's deflate backend: zlib-ng when installed, the standard library otherwise.
+
+Either way the blocks join into one raw deflate stream any inflater reads, the bytes depend only on the
+backend (not on the workers: see test_wheel_writer), and zlib-ng is no larger than zlib at level 6.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import zlib
+
+import pytest
+
+from hatch_modelpack import wheel_writer
+
+zlib_ng = pytest.importorskip("zlib_ng.zlib_ng")
+
+
+def _forest_pickle() -> bytes:
+    """A real model's bytes (a small seeded random forest): what the writer deflates most often."""
+    import numpy as np
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((3000, 8)), rng.integers(0, 2, 3000)
+    return pickle.dumps(RandomForestClassifier(n_estimators=4, random_state=0).fit(X, y), protocol=4)
+
+
+def _deflate(data: bytes) -> bytes:
+    """As _deflate_into does: fixed blocks, each primed with the previous block's last 32 KiB."""
+    out, zdict, f = [], None, io.BytesIO(data)
+    for block, last in wheel_writer._blocks(f, wheel_writer.DEFLATE_BLOCK):
+        out.append(wheel_writer._deflate_block(block, zdict, last, wheel_writer.DEFLATE_LEVEL))
+        zdict = block[-wheel_writer._WINDOW :]
+    return b"".join(out)
+
+
+def test_zlib_ng_is_the_backend_when_installed() -> None:
+    assert wheel_writer._zlib is zlib_ng
+    assert wheel_writer.DEFLATE_BACKEND.startswith("zlib-ng ")
+
+
+@pytest.mark.parametrize("backend", ["zlib-ng", "zlib"])
+def test_each_backend_writes_one_valid_deterministic_stream(monkeypatch: pytest.MonkeyPatch, backend: str) -> None:
+    if backend == "zlib":
+        monkeypatch.setattr(wheel_writer, "_zlib", zlib)
+    data = _forest_pickle() * 2 + bytes(range(256)) * 5000  # several blocks, an odd length
+    assert len(data) > 2 * wheel_writer.DEFLATE_BLOCK
+    raw = _deflate(data)
+    assert _deflate(data) == raw
+    d = zlib.decompressobj(-15)
+    assert d.decompress(raw) == data
+    assert d.eof and not d.unused_data
+
+
+def test_zlib_ng_is_no_larger_than_hatchlings_zlib_level_6() -> None:
+    data = _forest_pickle()
+    ours = len(_deflate(data))
+    c = zlib.compressobj(6, zlib.DEFLATED, -15)  # what hatchling's ZipFile writes
+    hatchling = len(c.compress(data) + c.flush())
+    assert ours <= hatchling, (ours, hatchling)
