@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import threading
 from importlib import import_module
 from pathlib import Path
@@ -338,11 +339,13 @@ def _installed_version(dist: str) -> Optional[str]:
     # Imported here: importlib.metadata is most of what `import <package>` would cost otherwise.
     from importlib import metadata as _importlib_metadata
 
+    # Search a snapshot of sys.path: in a server that loads several models at once, another thread may
+    # insert into sys.path while this one iterates it, and an entry (site-packages) would be skipped.
+    path = list(sys.path)
     for candidate in (dist, *_SAME_PACKAGE.get(dist, ())):
-        try:
-            return _importlib_metadata.version(candidate)
-        except _importlib_metadata.PackageNotFoundError:
-            continue
+        found = next(iter(_importlib_metadata.distributions(name=candidate, path=path)), None)
+        if found is not None:
+            return str(found.version)
     return None
 
 
