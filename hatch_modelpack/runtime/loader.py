@@ -280,6 +280,26 @@ _FRAMEWORK_MODULES: Dict[str, Tuple[str, ...]] = {
 }
 
 
+#: The only packages whose modules the manifest's globals may have imported before the hash matched:
+#: known frameworks, whose import runs nothing a manifest chooses. The package's own modules and anything
+#: else wait for the unpickler, which admits them after the check.
+_PREIMPORT_ROOTS = frozenset(
+    {
+        "sklearn",
+        "numpy",
+        "scipy",
+        "pandas",
+        "joblib",
+        "pyarrow",
+        "statsmodels",
+        "xgboost",
+        "lightgbm",
+        "catboost",
+        "torch",
+    }
+)
+
+
 def _preimport(entry: Dict[str, Any]) -> None:
     """Import the framework and the modules of the reviewed globals (``module.name``, the name maybe dotted).
 
@@ -291,7 +311,8 @@ def _preimport(entry: Dict[str, Any]) -> None:
     candidates = [[m] for m in _FRAMEWORK_MODULES.get(entry["format"], ())]
     for qualified in entry.get("globals") or ():
         parts = str(qualified).split(".")  # the longest importable prefix is the module
-        candidates.append([".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)])
+        if parts[0] in _PREIMPORT_ROOTS:  # the manifest is not yet vouched for: nothing else is imported early
+            candidates.append([".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)])
     for prefixes in candidates:
         for module in prefixes:
             if module in sys.modules or module in ("builtins", "__builtin__"):
