@@ -47,6 +47,18 @@ def run(
     return proc
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A passing run leaves nothing under the temp dir: its venvs and wheels add up to gigabytes.
+
+    A failing run keeps everything (with ``tmp_path_retention_policy = "failed"``, the passing tests'
+    own directories are gone already) for debugging. Under xdist each worker removes its own tree.
+    """
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    basetemp = getattr(factory, "_basetemp", None)
+    if exitstatus == 0 and basetemp is not None:
+        shutil.rmtree(basetemp, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A new directory holding a wheel of this checkout of hatch-modelpack."""
