@@ -183,3 +183,18 @@ def test_no_import_cycle() -> None:
 
     for node in sorted(graph):
         visit(node, [])
+
+
+def test_the_package_init_lists_exactly_the_loaders_public_names() -> None:
+    """The lazy ``__init__`` cannot import the loader to ask (that is the point): its copy is checked here."""
+
+    def all_of(name: str) -> list[str]:
+        tree = ast.parse((PACKAGE / "runtime" / name).read_text(encoding="utf-8"))
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
+            ):
+                return list(ast.literal_eval(node.value))
+        raise AssertionError(f"{name} has no __all__")
+
+    assert sorted(all_of("package_init.py")) == sorted([*all_of("loader.py"), "__version__"])
