@@ -320,26 +320,22 @@ def cmd_init(args: argparse.Namespace) -> int:
 # -- entry point ----------------------------------------------------------------------------------
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=PROG, description="Inspect, verify, list, compare and start model packages built by hatch-modelpack."
+def _with_python(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--python",
+        metavar="PATH",
+        help="look in the environment of this interpreter (e.g. .venv/bin/python) instead of this one",
     )
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
 
-    def with_python(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument(
-            "--python",
-            metavar="PATH",
-            help="look in the environment of this interpreter (e.g. .venv/bin/python) instead of this one",
-        )
 
+def _reading_commands(sub: Any) -> None:
+    """inspect, verify, list, diff: standard library only, so they also run inside other environments."""
     sp = sub.add_parser(
         "inspect", help="models, formats, sizes, hashes, requirements and versions of a wheel or installed package"
     )
     sp.add_argument("target", metavar="WHEEL_OR_PACKAGE")
     sp.add_argument("--json", action="store_true", help="print the manifest and core metadata as JSON")
-    with_python(sp)
+    _with_python(sp)
     sp.set_defaults(func=cmd_inspect)
 
     sp = sub.add_parser("verify", help="re-hash an installed package's (or a wheel's) artifacts against its manifest")
@@ -357,12 +353,12 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         help="also require a certificate signature chaining to these (repeatable)",
     )
-    with_python(sp)
+    _with_python(sp)
     sp.set_defaults(func=cmd_verify)
 
     sp = sub.add_parser("list", help="installed model packages and their models")
     sp.add_argument("--json", action="store_true")
-    with_python(sp)
+    _with_python(sp)
     sp.set_defaults(func=cmd_list)
 
     sp = sub.add_parser("diff", help="what changed between two versions of a model package")
@@ -370,9 +366,11 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("new", metavar="NEW")
     sp.add_argument("--json", action="store_true")
     sp.add_argument("--exit-code", action="store_true", help="exit with 1 when there are differences (like git diff)")
-    with_python(sp)
+    _with_python(sp)
     sp.set_defaults(func=cmd_diff)
 
+
+def _signing_commands(sub: Any) -> None:
     sp = sub.add_parser("sign", help="add an OpenSSF model signature for every model to a wheel (rewrites it)")
     sp.add_argument("wheel", metavar="WHEEL")
     sp.add_argument("--private-key", required=True, metavar="KEY.pem", help="EC private key (P-256/P-384) in PEM")
@@ -383,6 +381,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("-o", "--output", metavar="PATH", help="write the signed wheel here instead of in place")
     sp.set_defaults(func=cmd_sign)
 
+
+def _project_commands(sub: Any) -> None:
+    """init and serve: they need the build side (init) or MLServer (serve), imported inside each command."""
     sp = sub.add_parser("init", help="write pyproject.toml and README.md that package an existing model artifact")
     sp.add_argument("name", metavar="NAME", help="the project (distribution) name, e.g. churn-model")
     sp.add_argument(
@@ -414,6 +415,17 @@ def _parser() -> argparse.ArgumentParser:
         help="write MLServer settings to DIR for `mlserver start DIR` instead of serving",
     )
     sp.set_defaults(func=cmd_serve)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG, description="Inspect, verify, list, compare and start model packages built by hatch-modelpack."
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    _reading_commands(sub)
+    _signing_commands(sub)
+    _project_commands(sub)
     return p
 
 

@@ -73,79 +73,9 @@ class Pt2Format(Format):
                 details[record.replace(".data/", "data_")] = (
                     read_record(archive, record, label, 64, FIX).decode("ascii", "replace").strip()
                 )
-        models = sorted(r for r in archive.records if r.startswith("models/") and r.endswith(".json"))
-        if not models:
-            raise ArtifactError(f"{label}: has no models/*.json, so it holds no exported program. {FIX}")
-        versions: set[str] = set()
-        programs: dict[str, Any] = {}
-        for record in models:
-            program = _json(archive, record, label)
-            if not isinstance(program, dict):
-                raise ArtifactError(f"{label}: {archive.prefix}/{record} is not an exported program. {FIX}")
-            entry: dict[str, Any] = {}
-            if isinstance(program.get("torch_version"), str):
-                entry["torch_version"] = program["torch_version"]
-                versions.add(program["torch_version"])
-            for k in ("schema_version", "opset_version"):
-                if isinstance(program.get(k), dict):
-                    entry[k] = program[k]
-            signature = (
-                (program.get("graph_module") or {}).get("signature")
-                if isinstance(program.get("graph_module"), dict)
-                else None
-            )
-            if isinstance(signature, dict):
-                entry["inputs"] = _names(signature.get("input_specs"), "user_input")
-                entry["outputs"] = _names(signature.get("output_specs"), "user_output")
-                entry["parameters"] = len(
-                    [s for s in signature.get("input_specs") or [] if isinstance(s, dict) and "parameter" in s]
-                )
-                entry["buffers"] = len(
-                    [s for s in signature.get("input_specs") or [] if isinstance(s, dict) and "buffer" in s]
-                )
-            programs[record[len("models/") : -len(".json")]] = entry
-        details["programs"] = programs
-        weights_config = "data/weights/model_weights_config.json"
-        if weights_config in archive.records:
-            config = _json(archive, weights_config, label)
-            tensors: dict[str, Any] = {}
-            total = 0
-            for name, spec in ((config or {}).get("config") or {}).items() if isinstance(config, dict) else []:
-                meta = spec.get("tensor_meta", {}) if isinstance(spec, dict) else {}
-                sizes = [s.get("as_int") for s in meta.get("sizes", []) if isinstance(s, dict)]
-                numel = 1
-                for s in sizes:
-                    numel *= s if isinstance(s, int) else 0
-                total += numel
-                if len(tensors) < MAX_TENSORS_LISTED:
-                    tensors[name] = {
-                        "dtype": SCALAR_TYPES.get(meta.get("dtype", 0), f"scalar_type{meta.get('dtype')}"),
-                        "shape": sizes,
-                        "numel": numel,
-                    }
-            details.update({"tensor_count": len(tensors), "total_parameters": total, "tensors": tensors})
-        globals_: set[Global] = set()
-        nested = 0
-        for record, info in sorted(archive.records.items()):
-            if info.file_size < 4 or not (
-                record.endswith(".pkl")
-                or record.startswith(("data/sample_inputs/", "data/weights/", "data/constants/"))
-            ):
-                continue
-            with archive.open() as zf, zf.open(info) as f:
-                head = f.read(4)
-            if record.endswith(".pkl"):
-                globals_ |= scan_pickle(
-                    read_record(archive, record, label, MAX_PICKLE, FIX), f"{label} ({archive.prefix}/{record})", FIX
-                ).globals
-            elif head == ZIP_MAGIC:  # a torch.save zip inside the archive: sample inputs, pickled weights
-                inner_label = f"{label} ({archive.prefix}/{record})"
-                inner = read_archive(read_record(archive, record, label, MAX_PICKLE, FIX), inner_label, FIX)
-                globals_ |= scan_pickle(
-                    read_record(inner, "data.pkl", inner_label, MAX_PICKLE, FIX), inner_label, FIX
-                ).globals
-                nested += 1
-        details["nested_pickles"] = nested
+        details["programs"], versions = _programs(archive, label)
+        details.update(_weights(archive, label))
+        globals_, details["nested_pickles"] = _pickles(archive, label)
         details["globals"] = sorted(str(g) for g in globals_)
         frameworks: dict[str, str] = {}
         if len(versions) == 1:
@@ -159,3 +89,85 @@ class Pt2Format(Format):
             inspection.globals or set(), pack.package, (*pack.allow_globals, *model.allow_globals), label, key
         )
         inspection.globals = None
+
+
+def _programs(archive: Any, label: str) -> tuple[dict[str, Any], set[str]]:
+    """Each exported program's recorded versions and signature (``models/*.json``), and the torch versions."""
+    models = sorted(r for r in archive.records if r.startswith("models/") and r.endswith(".json"))
+    if not models:
+        raise ArtifactError(f"{label}: has no models/*.json, so it holds no exported program. {FIX}")
+    versions: set[str] = set()
+    programs: dict[str, Any] = {}
+    for record in models:
+        program = _json(archive, record, label)
+        if not isinstance(program, dict):
+            raise ArtifactError(f"{label}: {archive.prefix}/{record} is not an exported program. {FIX}")
+        entry: dict[str, Any] = {}
+        if isinstance(program.get("torch_version"), str):
+            entry["torch_version"] = program["torch_version"]
+            versions.add(program["torch_version"])
+        for k in ("schema_version", "opset_version"):
+            if isinstance(program.get(k), dict):
+                entry[k] = program[k]
+        signature = (
+            (program.get("graph_module") or {}).get("signature")
+            if isinstance(program.get("graph_module"), dict)
+            else None
+        )
+        if isinstance(signature, dict):
+            specs = [s for s in signature.get("input_specs") or [] if isinstance(s, dict)]
+            entry["inputs"] = _names(signature.get("input_specs"), "user_input")
+            entry["outputs"] = _names(signature.get("output_specs"), "user_output")
+            entry["parameters"] = len([s for s in specs if "parameter" in s])
+            entry["buffers"] = len([s for s in specs if "buffer" in s])
+        programs[record[len("models/") : -len(".json")]] = entry
+    return programs, versions
+
+
+def _weights(archive: Any, label: str) -> dict[str, Any]:
+    """Tensor names, dtypes and shapes from the weights config, when the archive has one."""
+    weights_config = "data/weights/model_weights_config.json"
+    if weights_config not in archive.records:
+        return {}
+    config = _json(archive, weights_config, label)
+    tensors: dict[str, Any] = {}
+    total = 0
+    for name, spec in ((config or {}).get("config") or {}).items() if isinstance(config, dict) else []:
+        meta = spec.get("tensor_meta", {}) if isinstance(spec, dict) else {}
+        sizes = [s.get("as_int") for s in meta.get("sizes", []) if isinstance(s, dict)]
+        numel = 1
+        for s in sizes:
+            numel *= s if isinstance(s, int) else 0
+        total += numel
+        if len(tensors) < MAX_TENSORS_LISTED:
+            tensors[name] = {
+                "dtype": SCALAR_TYPES.get(meta.get("dtype", 0), f"scalar_type{meta.get('dtype')}"),
+                "shape": sizes,
+                "numel": numel,
+            }
+    return {"tensor_count": len(tensors), "total_parameters": total, "tensors": tensors}
+
+
+def _pickles(archive: Any, label: str) -> tuple[set[Global], int]:
+    """The globals of every pickle in the archive, nested ``torch.save`` zips included, and how many were nested."""
+    globals_: set[Global] = set()
+    nested = 0
+    for record, info in sorted(archive.records.items()):
+        if info.file_size < 4 or not (
+            record.endswith(".pkl") or record.startswith(("data/sample_inputs/", "data/weights/", "data/constants/"))
+        ):
+            continue
+        with archive.open() as zf, zf.open(info) as f:
+            head = f.read(4)
+        if record.endswith(".pkl"):
+            globals_ |= scan_pickle(
+                read_record(archive, record, label, MAX_PICKLE, FIX), f"{label} ({archive.prefix}/{record})", FIX
+            ).globals
+        elif head == ZIP_MAGIC:  # a torch.save zip inside the archive: sample inputs, pickled weights
+            inner_label = f"{label} ({archive.prefix}/{record})"
+            inner = read_archive(read_record(archive, record, label, MAX_PICKLE, FIX), inner_label, FIX)
+            globals_ |= scan_pickle(
+                read_record(inner, "data.pkl", inner_label, MAX_PICKLE, FIX), inner_label, FIX
+            ).globals
+            nested += 1
+    return globals_, nested
