@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,12 @@ from conftest import SCRIPTS, UV, Project, make_pipeline, pyproject, run, save_m
 pytestmark = pytest.mark.slow
 
 PYPI = "https://pypi.org/simple"
+
+
+def twine_upload(index: str, files: Iterable[Path], check: bool = True) -> subprocess.CompletedProcess[str]:
+    """twine to our index (pypiserver wants dummy credentials with --non-interactive)."""
+    cmd = [sys.executable, "-m", "twine", "upload", "--non-interactive", "--repository-url", f"{index}/"]
+    return run([*cmd, "-u", "x", "-p", "x", *map(str, files)], check=check)
 
 
 def tool(name: str) -> str:
@@ -135,22 +141,7 @@ def test_publish_pin_and_offline_install(index, build_env, venv, tmp_path, sklea
     X.to_csv(csv, index=False)
 
     # 1.2.0 with twine, 1.3.0 with uv publish, 1.3.1 with hatch publish; all to our index.
-    run(
-        [
-            sys.executable,
-            "-m",
-            "twine",
-            "upload",
-            "--non-interactive",
-            "--repository-url",
-            f"{index}/",
-            "-u",
-            "x",
-            "-p",
-            "x",
-            *map(str, files12),
-        ]
-    )
+    twine_upload(index, files12)
     run([UV, "publish", "--publish-url", f"{index}/", "--username", "x", "--password", "x", *map(str, files13)])
     p = Project(src, "churn-model")
     p.write("pyproject.toml", pyproject(version="1.3.1", deps='"pandas"'))
@@ -174,23 +165,7 @@ def test_publish_pin_and_offline_install(index, build_env, venv, tmp_path, sklea
         f"churn_model-{v}{ext}" for v in ("1.2.0", "1.3.0", "1.3.1") for ext in ("-py3-none-any.whl", ".tar.gz")
     )
     # Re-uploading a published version is refused by the index (versions are immutable).
-    again = run(
-        [
-            sys.executable,
-            "-m",
-            "twine",
-            "upload",
-            "--non-interactive",
-            "--repository-url",
-            f"{index}/",
-            "-u",
-            "x",
-            "-p",
-            "x",
-            str(files12[0]),
-        ],
-        check=False,
-    )
+    again = twine_upload(index, [files12[0]], check=False)
     assert again.returncode != 0
 
     env = pip_env(tmp_path)
