@@ -202,7 +202,7 @@ def _cases(M: str) -> dict[str, tuple[bytes, str]]:
     }
 
 
-CASES = _cases("MARKER")
+CASES = _cases("never-written")  # only the names: each test materialises its case under tmp_path
 #: Cases whose plain load really runs the payload (the control), to prove the corpus is live.
 LIVE = ("ufunc_reconstruct", "pandas_pipe", "dtype_flags_say_objects", "fickling_obj", "py2_builtin_eval")
 
