@@ -17,8 +17,8 @@ the output is reproducible: timestamps and modes follow hatchling's (the wheel's
 timestamp, which hatchling derives from ``SOURCE_DATE_EPOCH``; modes 644/755), and the block size is
 fixed, so the bytes do not depend on the number of workers.
 
-The blocks are deflated with zlib-ng (a dependency: twice zlib's speed at level 6, and slightly
-smaller output) when it imports, else with the standard library's zlib. The two write different (equally
+The blocks are deflated with zlib-ng (a dependency: at level 5 with memLevel 9, output no larger
+than zlib's level 6 at ~2.5x its speed) when it imports, else with the standard library's zlib. The two write different (equally
 valid) bytes, so a reproducible build needs the same backend on every machine; :data:`DEFLATE_BACKEND`
 names the one in use. Nothing in the wheel records it, so that the bytes depend only on the backend.
 """
@@ -54,9 +54,14 @@ try:  # the one place that picks the deflate implementation (signing.py deflates
 
     #: Which deflate wrote the blocks: the wheel's bytes depend on it (and on nothing else of the machine).
     DEFLATE_BACKEND = f"zlib-ng {_zlib.ZLIBNG_VERSION}"
+    # zlib-ng's level 5 with its largest hash table (memLevel 9) writes output no larger than zlib's
+    # level 6 (hatchling's) at ~1.7x the speed of zlib-ng's own level 6: on a 266 MB forest pickle
+    # 0.998x zlib 6's size at 170 MB/s, against 0.972x at 95 MB/s (BENCHMARKS.md, figure 6).
+    DEFLATE_LEVEL, DEFLATE_MEM_LEVEL = 5, 9
 except ImportError:  # pragma: no cover - zlib-ng is a dependency; the standard library is the fallback
     _zlib = zlib  # type: ignore[misc]
     DEFLATE_BACKEND = f"zlib {zlib.ZLIB_RUNTIME_VERSION}"
+    DEFLATE_LEVEL, DEFLATE_MEM_LEVEL = 6, 8  # hatchling's own: zlib's default level and memLevel
 
 __all__ = [
     "COMPRESSION_MODES",
@@ -69,8 +74,6 @@ __all__ = [
 
 COMPRESSION_MODES = COMPRESSIONS
 
-#: Deflate level: hatchling's (zlib's default), so a deflated artifact is as small as hatchling makes it.
-DEFLATE_LEVEL = 6
 #: Independent deflate block. Fixed, so the output does not depend on the number of workers.
 DEFLATE_BLOCK = 1 << 20
 _WINDOW = 1 << 15
@@ -139,9 +142,9 @@ def _sample_offsets(size: int) -> list[int]:
 def _deflate_block(data: bytes, zdict: bytes | None, last: bool, level: int) -> bytes:
     """One raw deflate block; it releases the GIL, so blocks compress in parallel on threads."""
     if zdict:
-        c = _zlib.compressobj(level, _zlib.DEFLATED, -15, 8, _zlib.Z_DEFAULT_STRATEGY, zdict)
+        c = _zlib.compressobj(level, _zlib.DEFLATED, -15, DEFLATE_MEM_LEVEL, _zlib.Z_DEFAULT_STRATEGY, zdict)
     else:
-        c = _zlib.compressobj(level, _zlib.DEFLATED, -15)
+        c = _zlib.compressobj(level, _zlib.DEFLATED, -15, DEFLATE_MEM_LEVEL)
     return c.compress(data) + c.flush(_zlib.Z_FINISH if last else _zlib.Z_SYNC_FLUSH)
 
 
