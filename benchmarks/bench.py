@@ -361,14 +361,16 @@ def fig_floor(report: Report, models: dict[str, Path], work: Path, repeats: int)
             from zlib_ng import zlib_ng
         except ImportError:
             continue
-        from hatch_modelpack.wheel_writer import DEFLATE_LEVEL, DEFLATE_MEM_LEVEL
+        from hatch_modelpack.wheel_writer import DEFLATE_LEVEL, DEFLATE_MEM_LEVEL, FAST_DEFLATE_LEVEL
 
-        for level, mem in sorted({(6, 8), (DEFLATE_LEVEL, DEFLATE_MEM_LEVEL)}):
+        used_by = {(DEFLATE_LEVEL, DEFLATE_MEM_LEVEL): " (the writer's, small files)"}
+        used_by[(FAST_DEFLATE_LEVEL, DEFLATE_MEM_LEVEL)] = " (the writer's, files >= 16 MiB)"
+        for level, mem in sorted({(6, 8), *used_by}):
             t = time.perf_counter()
             c = zlib_ng.compressobj(level, zlib_ng.DEFLATED, -15, mem)
             packed = len(c.compress(sample) + c.flush())
             speed = len(sample) / 1e6 / (time.perf_counter() - t)
-            used = " (the writer's)" if (level, mem) == (DEFLATE_LEVEL, DEFLATE_MEM_LEVEL) else ""
+            used = used_by.get((level, mem), "")
             report.add(
                 "6 floor",
                 f"zlib-ng level {level} memLevel {mem}{used} on {name} (one core), MB/s",

@@ -17,8 +17,8 @@ the output is reproducible: timestamps and modes follow hatchling's (the wheel's
 timestamp, which hatchling derives from ``SOURCE_DATE_EPOCH``; modes 644/755), and the block size is
 fixed, so the bytes do not depend on the number of workers.
 
-The blocks are deflated with zlib-ng (a dependency: at level 5 with memLevel 9, output no larger
-than zlib's level 6 at ~2.5x its speed) when it imports, else with the standard library's zlib. The two write different (equally
+The blocks are deflated with zlib-ng (a dependency: on model files as small as zlib's level 6 at
+~3x its speed, see :func:`deflate_level`) when it imports, else with the standard library's zlib. The two write different (equally
 valid) bytes, so a reproducible build needs the same backend on every machine; :data:`DEFLATE_BACKEND`
 names the one in use. Nothing in the wheel records it, so that the bytes depend only on the backend.
 """
@@ -54,14 +54,20 @@ try:  # the one place that picks the deflate implementation (signing.py deflates
 
     #: Which deflate wrote the blocks: the wheel's bytes depend on it (and on nothing else of the machine).
     DEFLATE_BACKEND = f"zlib-ng {_zlib.ZLIBNG_VERSION}"
-    # zlib-ng's level 5 with its largest hash table (memLevel 9) writes output no larger than zlib's
-    # level 6 (hatchling's) at ~1.7x the speed of zlib-ng's own level 6: on a 266 MB forest pickle
-    # 0.998x zlib 6's size at 170 MB/s, against 0.972x at 95 MB/s (BENCHMARKS.md, figure 6).
-    DEFLATE_LEVEL, DEFLATE_MEM_LEVEL = 5, 9
+    # Measured against zlib's level 6 (hatchling's), one core, 1 MiB blocks, memLevel 9 (zlib-ng's
+    # largest hash table): on binary model files (pickles, arrays, UBJSON) level 5 writes 0.99-1.00x
+    # zlib 6's size at 150-170 MB/s (level 6: 0.97x at 95 MB/s); on text models (JSON, LightGBM text,
+    # tokenizers) level 5 is 0.5-1% larger and level 7 0.97-1.00x at 20-45 MB/s. Big files take the
+    # fast level, where the time goes; files below FAST_FROM, where it does not, the dense one.
+    DEFLATE_LEVEL, FAST_DEFLATE_LEVEL, DEFLATE_MEM_LEVEL = 7, 5, 9
 except ImportError:  # pragma: no cover - zlib-ng is a dependency; the standard library is the fallback
     _zlib = zlib  # type: ignore[misc]
     DEFLATE_BACKEND = f"zlib {zlib.ZLIB_RUNTIME_VERSION}"
-    DEFLATE_LEVEL, DEFLATE_MEM_LEVEL = 6, 8  # hatchling's own: zlib's default level and memLevel
+    DEFLATE_LEVEL = FAST_DEFLATE_LEVEL = 6  # hatchling's own: zlib's default level and memLevel
+    DEFLATE_MEM_LEVEL = 8
+
+#: Artifacts of at least this size are deflated at FAST_DEFLATE_LEVEL, smaller ones at DEFLATE_LEVEL.
+FAST_FROM = 16 << 20
 
 __all__ = [
     "COMPRESSION_MODES",
@@ -139,6 +145,11 @@ def _sample_offsets(size: int) -> list[int]:
 # -- deflate on all cores -------------------------------------------------------------------------
 
 
+def deflate_level(size: int) -> int:
+    """The level for a file of ``size`` bytes: a function of the size alone, so builds stay reproducible."""
+    return FAST_DEFLATE_LEVEL if size >= FAST_FROM else DEFLATE_LEVEL
+
+
 def _deflate_block(data: bytes, zdict: bytes | None, last: bool, level: int) -> bytes:
     """One raw deflate block; it releases the GIL, so blocks compress in parallel on threads."""
     if zdict:
@@ -211,7 +222,7 @@ class _Target:
     dos_time: int
     pool: ThreadPoolExecutor
     workers: int
-    level: int
+    level: int | None  # None: deflate_level() of each artifact's size
 
 
 def add_artifacts(
@@ -219,7 +230,7 @@ def add_artifacts(
     artifacts: Sequence[Artifact],
     *,
     workers: int | None = None,
-    level: int = DEFLATE_LEVEL,
+    level: int | None = None,
     date_time: tuple[int, int, int, int, int, int] | None = None,
 ) -> list[WrittenArtifact]:
     """Rewrite ``wheel`` so it also holds ``artifacts``.
@@ -337,11 +348,12 @@ def _write_artifact(target: _Target, artifact: Artifact) -> WrittenArtifact:
 
 def _deflate_into(target: _Target, f: io.BufferedReader, sha: hashlib._Hash | None) -> tuple[int, int, int]:
     """Deflate ``f`` block by block on the pool, in order; returns (crc, size, compressed size)."""
+    level = target.level if target.level is not None else deflate_level(os.fstat(f.fileno()).st_size)
     crc = size = written = 0
     pending: deque[Future[bytes]] = deque()
     zdict: bytes | None = None
     for block, last in _blocks(f, DEFLATE_BLOCK):
-        pending.append(target.pool.submit(_deflate_block, block, zdict, last, target.level))
+        pending.append(target.pool.submit(_deflate_block, block, zdict, last, level))
         if sha is not None:
             sha.update(block)
         crc = _zlib.crc32(block, crc)

@@ -1,7 +1,8 @@
 """The wheel writer's deflate backend: zlib-ng when installed, the standard library otherwise.
 
 Either way the blocks join into one raw deflate stream any inflater reads, the bytes depend only on the
-backend (not on the workers: see test_wheel_writer), and zlib-ng is no larger than zlib at level 6.
+backend and the file's size (not on the workers: see test_wheel_writer), and zlib-ng is no larger than
+zlib at level 6 on a model's bytes, at the level for small files and at the fast one for large files.
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ def _forest_pickle() -> bytes:
     return pickle.dumps(RandomForestClassifier(n_estimators=4, random_state=0).fit(X, y), protocol=4)
 
 
-def _deflate(data: bytes) -> bytes:
+def _deflate(data: bytes, level: int = wheel_writer.DEFLATE_LEVEL) -> bytes:
     """As _deflate_into does: fixed blocks, each primed with the previous block's last 32 KiB."""
     out, zdict, f = [], None, io.BytesIO(data)
     for block, last in wheel_writer._blocks(f, wheel_writer.DEFLATE_BLOCK):
-        out.append(wheel_writer._deflate_block(block, zdict, last, wheel_writer.DEFLATE_LEVEL))
+        out.append(wheel_writer._deflate_block(block, zdict, last, level))
         zdict = block[-wheel_writer._WINDOW :]
     return b"".join(out)
 
@@ -54,9 +55,17 @@ def test_each_backend_writes_one_valid_deterministic_stream(monkeypatch: pytest.
     assert d.eof and not d.unused_data
 
 
-def test_zlib_ng_is_no_larger_than_hatchlings_zlib_level_6() -> None:
+def test_the_level_depends_on_the_size_alone() -> None:
+    assert wheel_writer.deflate_level(wheel_writer.FAST_FROM - 1) == wheel_writer.DEFLATE_LEVEL
+    assert wheel_writer.deflate_level(wheel_writer.FAST_FROM) == wheel_writer.FAST_DEFLATE_LEVEL
+
+
+@pytest.mark.parametrize("level", ["small files", "large files"])
+def test_zlib_ng_is_no_larger_than_hatchlings_zlib_level_6(level: str) -> None:
     data = _forest_pickle()
-    ours = len(_deflate(data))
+    ours = len(
+        _deflate(data, wheel_writer.DEFLATE_LEVEL if level == "small files" else wheel_writer.FAST_DEFLATE_LEVEL)
+    )
     c = zlib.compressobj(6, zlib.DEFLATED, -15)  # what hatchling's ZipFile writes
     hatchling = len(c.compress(data) + c.flush())
     assert ours <= hatchling, (ours, hatchling)
