@@ -574,7 +574,17 @@ def install_run_env(work: Path, wheels: dict[str, dict[str, Path]], bytecode: bo
         *frameworks(),
         *wheels_,
     )
+    # The floor for any package imported from source: an empty __init__.py (see fig_import).
+    purelib = run([str(py), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"]).stdout.strip()
+    (Path(purelib) / EMPTY_PACKAGE).mkdir()
+    (Path(purelib) / EMPTY_PACKAGE / "__init__.py").write_text("")
     return py
+
+
+#: An empty package installed beside the model wheels. Without bytecode, importing *any* module from
+#: source costs CPython ~0.9 ms once per process: the first compile() initialises the _ast types
+#: (``python -c "import _ast"`` pays the same); ``python -c pass`` never compiles through compile().
+EMPTY_PACKAGE = "modelpack_bench_empty"
 
 
 def fig_import(report: Report, runs: dict[str, Path], repeats: int) -> None:
@@ -584,6 +594,7 @@ def fig_import(report: Report, runs: dict[str, Path], repeats: int) -> None:
             repeats,
             ours=lambda py=py: run([str(py), "-c", "import churn_model"]).seconds,
             theirs=lambda py=py: run([str(py), "-c", "pass"]).seconds,
+            empty=lambda py=py: run([str(py), "-c", f"import {EMPTY_PACKAGE}"]).seconds,
         )
         report.add(
             "3 import",
@@ -592,6 +603,16 @@ def fig_import(report: Report, runs: dict[str, Path], repeats: int) -> None:
             t["theirs"],
             "s",
             "<= 1.1x",
+        )
+        report.add(
+            "3 import",
+            f"the floor: import of an empty package vs python -c pass ({mode}), s",
+            t["empty"],
+            t["theirs"],
+            "s",
+        )
+        report.add(
+            "3 import", f"python -c 'import churn_model' vs the empty package ({mode}), s", t["ours"], t["empty"], "s"
         )
 
 
