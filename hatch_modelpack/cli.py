@@ -133,7 +133,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
-    from hatch_modelpack.signing import SigningError, load_signer, sign_wheel
+    from hatch_modelpack.signing import sign_wheel
+    from hatch_modelpack.signing_keys import load_signer
+    from hatch_modelpack.signing_statement import SigningError
 
     try:
         signer = load_signer(
@@ -155,7 +157,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     results = verify_source(src)
     if args.public_key or args.certificate_chain:
         try:
-            from hatch_modelpack.signing import signature_results
+            from hatch_modelpack.signatures import signature_results
         except ImportError:
             raise CLIError(
                 f"checking signatures needs hatch-modelpack itself in {sys.prefix}: pip install 'hatch-modelpack[sign]' there"
