@@ -97,9 +97,9 @@ def main() -> int:
             hashlib.file_digest(f, "sha256")
         sha_times.append(time.perf_counter() - t)
     sys.path.insert(0, str(REPO))
-    from hatch_modelpack import signing
+    from hatch_modelpack import signing, signing_keys
 
-    signer = signing.load_signer(key)
+    signer = signing_keys.load_signer(key)
     (work / "signed-x").mkdir(exist_ok=True)
     inproc_sign = []
     for _ in range(args.repeats):

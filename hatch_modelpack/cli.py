@@ -1,4 +1,5 @@
-"""The ``modelpack`` command: argument parsing and rendering over :mod:`hatch_modelpack.inspection`.
+"""The ``modelpack`` command: argument parsing over :mod:`hatch_modelpack.sources` and
+:mod:`hatch_modelpack.inspection`, printing what :mod:`hatch_modelpack.cli_render` makes of their rows.
 
 Standard library only (``init`` imports the build-time :mod:`hatch_modelpack.scaffold` when it runs),
 and Python 3.8+, so ``--python`` runs this very command inside another environment (a service's venv
@@ -16,108 +17,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hatch_modelpack.inspection import (
-    INSTALL_HINT,
-    MISSING,
-    PROG,
-    CLIError,
-    InstalledSource,
-    Source,
-    comparable,
-    diff_sources,
-    list_installed,
-    model_size,
-    open_target,
-    signed_by,
-    verify_source,
-    version_findings,
+from hatch_modelpack.cli_render import (
+    render_diff,
+    render_inspect,
+    render_list,
+    render_signed,
+    render_verify,
+    table,
+    verify_failure,
+    verify_summary,
 )
+from hatch_modelpack.inspection import INSTALL_HINT, MISSING, diff_sources, verify_source, version_findings
+from hatch_modelpack.sources import PROG, CLIError, list_installed, open_target
 
-# -- small helpers --------------------------------------------------------------------------------
-
-
-def human_size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"  # pragma: no cover
-
-
-def table(rows: list[list[str]], headers: list[str]) -> str:
-    """A plain left-aligned text table, readable in a terminal and in a CI log."""
-    cells = [headers] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def _short(digest: str) -> str:
-    return digest[:12] if digest else "-"
-
-
-# -- inspect --------------------------------------------------------------------------------------
-
-
-def _provenance(manifest: dict[str, Any]) -> str:
-    parts = []
-    source = manifest.get("source")
-    if isinstance(source, dict) and source.get("commit"):
-        parts.append(f"commit {source['commit']}" + (" (dirty)" if source.get("dirty") else ""))
-    if manifest.get("build_time"):
-        parts.append(f"built {manifest['build_time']}")
-    return ", ".join(parts) or "not recorded (build from a git checkout, set SOURCE_DATE_EPOCH for a build time)"
-
-
-def render_inspect(src: Source) -> str:
-    m = src.manifest
-    meta = src.meta
-    out = [
-        f"{meta.get('name') or m.get('distribution')} {meta.get('version') or m.get('version')}  ({src.kind}: {src.label})",
-        f"package:     {m.get('package')}  (import {m.get('package')}; {m.get('package')}.load())",
-        f"generator:   {m.get('generator', '-')}",
-        f"provenance:  {_provenance(m)}",
-    ]
-    if m.get("editable_root"):
-        out.append(f"editable:    artifacts are read from {m['editable_root']}")
-    if meta.get("summary"):
-        out.append(f"summary:     {meta['summary']}")
-    reqs = meta.get("requires_dist")
-    out.append(f"requires:    {', '.join(reqs) if reqs else '(none)'}")
-    rows = []
-    for name, e in m["models"].items():
-        frameworks = ", ".join(f"{k} {v}" for k, v in sorted(e.get("frameworks", {}).items())) or "-"
-        rows.append(
-            [
-                name + (" *" if name == m.get("default") else ""),
-                e.get("format", "?"),
-                human_size(model_size(e)),
-                str(len(e.get("files", []))),
-                ", ".join(e.get("requires", [])) or "-",
-                frameworks,
-            ]
-        )
-    out += [
-        "",
-        table(rows, ["MODEL", "FORMAT", "SIZE", "FILES", "REQUIRES", "RECORDED VERSIONS"]),
-        "(* = default model)",
-    ]
-    out += ["", table([[n, signed_by(e.get("signature"))] for n, e in m["models"].items()], ["MODEL", "SIGNED BY"])]
-    files = []
-    for name, e in m["models"].items():
-        for f in e.get("files", []):
-            files.append([name, f["path"], human_size(f.get("size")), f.get("sha256", "")])
-    out += ["", table(files, ["MODEL", "FILE", "SIZE", "SHA256"])]
-    for name, e in m["models"].items():
-        if e.get("description") or e.get("metadata"):
-            out += ["", f"{name}: {e.get('description') or ''}".rstrip()]
-            for k, v in sorted((e.get("metadata") or {}).items()):
-                out.append(f"  {k}: {json.dumps(v) if not isinstance(v, str) else v}")
-    return "\n".join(out)
+# -- reading commands ------------------------------------------------------------------------------
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -129,33 +42,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- verify ---------------------------------------------------------------------------------------
-
-
-def cmd_sign(args: argparse.Namespace) -> int:
-    from hatch_modelpack.signing import SigningError, load_signer, sign_wheel
-
-    try:
-        signer = load_signer(
-            Path(args.private_key),
-            Path(args.signing_certificate) if args.signing_certificate else None,
-            [Path(c) for c in args.certificate_chain or []],
-        )
-        done = sign_wheel(Path(args.wheel), signer, Path(args.output) if args.output else None)
-    except SigningError as exc:
-        raise CLIError(str(exc)) from None
-    rows = [[d.model, d.arcname, signed_by(d.signer)] for d in done]
-    print(table(rows, ["MODEL", "SIGNATURE", "SIGNED BY"]))
-    print(f"signed {len(done)} model(s) in {args.output or args.wheel}")
-    return 0
-
-
 def cmd_verify(args: argparse.Namespace) -> int:
     src = open_target(args.target)
     results = verify_source(src)
     if args.public_key or args.certificate_chain:
         try:
-            from hatch_modelpack.signing import signature_results
+            from hatch_modelpack.signatures import signature_results
         except ImportError:
             raise CLIError(
                 f"checking signatures needs hatch-modelpack itself in {sys.prefix}: pip install 'hatch-modelpack[sign]' there"
@@ -170,110 +62,24 @@ def cmd_verify(args: argparse.Namespace) -> int:
             )
         )
     else:
-        print(
-            table(
-                [[r["model"], r["status"].upper(), r["file"]] for r in results + versions], ["MODEL", "STATUS", "FILE"]
-            )
-        )
-        for v in versions:
-            print(f"model {v['model']!r}: load() will refuse it here: {v['detail']}")
+        print(render_verify(results, versions))
     if bad:
-        first = bad[0]
-        how = (
-            "install the versions the model records (pip install the requirements named above)"
-            if first["status"] == "versions"
-            else "run `pip install -e .` again in the project (the artifact changed since the editable install)"
-            if src.manifest.get("editable_root")
-            else f"reinstall it (pip install --force-reinstall --no-deps {src.meta.get('name') or ''}=={src.meta.get('version') or ''})"
-            if isinstance(src, InstalledSource)
-            else "rebuild or re-download the wheel"
-        )
-        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        print(
-            f"{PROG}: verify failed: {first['file']}: {first['status']}: {first['detail']}{more}; {how}",
-            file=sys.stderr,
-        )
+        print(f"{PROG}: {verify_failure(src, bad)}", file=sys.stderr)
         return 1
     if not args.json:
-        note = (
-            f"; {len(versions)} model(s) with framework versions load() refuses (--strict fails on them)"
-            if versions
-            else ""
-        )
-        print(f"{len(results)} file(s) match the manifest of {src.meta.get('name')} {src.meta.get('version')}{note}")
+        print(verify_summary(src, results, versions))
     return 0
-
-
-# -- list -----------------------------------------------------------------------------------------
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     items = list_installed()
     if args.json:
         print(json.dumps(items, indent=2, sort_keys=True))
-        return 0
-    if not items:
+    elif not items:
         print(f"no model packages installed in {sys.prefix}")
-        return 0
-    rows = []
-    for i in items:
-        loc = i.get("location", i.get("error", "")) + ("  (editable)" if i.get("editable") else "")
-        if not i["models"]:
-            rows.append([i["distribution"], i["version"], i["package"], "-", "-", "-", loc])
-        for mdl in i["models"]:
-            rows.append(
-                [
-                    i["distribution"],
-                    i["version"],
-                    i["package"],
-                    mdl["name"] + (" *" if mdl["default"] else ""),
-                    mdl["format"],
-                    human_size(mdl["size"]),
-                    loc,
-                ]
-            )
-    print(table(rows, ["DISTRIBUTION", "VERSION", "PACKAGE", "MODEL", "FORMAT", "SIZE", "LOCATION"]))
+    else:
+        print(render_list(items))
     return 0
-
-
-# -- diff -----------------------------------------------------------------------------------------
-
-
-def _fmt_value(v: Any, key: str) -> str:
-    if v is MISSING or v is None:
-        return "-"
-    if isinstance(v, str) and key.endswith("sha256"):
-        return _short(v)
-    if isinstance(v, int) and not isinstance(v, bool) and key.endswith("size"):
-        return f"{human_size(v)} ({v} B)"
-    if isinstance(v, str):
-        return v
-    return json.dumps(v, sort_keys=True)
-
-
-def render_diff(old: Source, new: Source, changes: list[dict[str, Any]]) -> str:
-    o, n = comparable(old), comparable(new)
-    head = f"{o['distribution']} {o['version']} -> {n['distribution']} {n['version']}"
-    if not changes:
-        return head + "\nno differences in artifacts, requirements, recorded versions or metadata"
-    rows = []
-    for c in changes:
-        if c["change"] == "changed" and ("added" in c or "removed" in c):
-            # One row per list item, so long names (requirements, pickle globals) stay readable.
-            rows += [[c["path"], "removed", _fmt_value(x, ""), "-"] for x in c["removed"]]
-            rows += [[c["path"], "added", "-", _fmt_value(x, "")] for x in c["added"]]
-            if not c["added"] and not c["removed"]:
-                rows.append([c["path"], "reordered", "", ""])
-        else:
-            rows.append(
-                [
-                    c["path"],
-                    c["change"],
-                    _fmt_value(c.get("old", MISSING), c["path"]),
-                    _fmt_value(c.get("new", MISSING), c["path"]),
-                ]
-            )
-    return head + "\n\n" + table(rows, ["WHAT", "CHANGE", "OLD", "NEW"])
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -293,6 +99,28 @@ def cmd_diff(args: argparse.Namespace) -> int:
     else:
         print(render_diff(old, new, changes))
     return 1 if (args.exit_code and changes) else 0
+
+
+# -- sign: needs cryptography, imported only here ---------------------------------------------------
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    from hatch_modelpack.signing import sign_wheel
+    from hatch_modelpack.signing_keys import load_signer
+    from hatch_modelpack.signing_statement import SigningError
+
+    try:
+        signer = load_signer(
+            Path(args.private_key),
+            Path(args.signing_certificate) if args.signing_certificate else None,
+            [Path(c) for c in args.certificate_chain or []],
+        )
+        done = sign_wheel(Path(args.wheel), signer, Path(args.output) if args.output else None)
+    except SigningError as exc:
+        raise CLIError(str(exc)) from None
+    print(render_signed(done))
+    print(f"signed {len(done)} model(s) in {args.output or args.wheel}")
+    return 0
 
 
 # -- init -----------------------------------------------------------------------------------------

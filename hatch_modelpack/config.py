@@ -1,7 +1,9 @@
 """The ``[tool.hatch.build.hooks.modelpack]`` table, validated into typed settings.
 
 Every mistake is reported with the file, the exact key and what to write instead, before any byte of
-an artifact is read.
+an artifact is read. The shared validators live in :mod:`hatch_modelpack.config_values`, the smoke
+check's table in :mod:`hatch_modelpack.config_check`; :class:`CheckConfig` is importable from here too,
+beside the :class:`PackConfig` and :class:`ModelConfig` that hold it.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import difflib
 import json
 import keyword
-import math
 import os
 import re
 import sys
@@ -17,9 +18,38 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hatch_modelpack.contract import COMPRESSIONS, FORMAT_NAMES
+from hatch_modelpack.config_check import CheckConfig, check_config
+from hatch_modelpack.config_values import (
+    Ctx,
+    allow_globals,
+    check_keys,
+    compression,
+    flag,
+    pin_policy,
+    requirements_list,
+    resolve_path,
+    type_name,
+)
+from hatch_modelpack.contract import FORMAT_NAMES
 from hatch_modelpack.errors import ConfigError
-from hatch_modelpack.requirements import PIN_POLICIES, check_requirement
+
+__all__ = [  # CheckConfig is re-exported: it is part of ModelConfig, and callers import both from here
+    "BUILD_TABLE",
+    "FORMATS",
+    "HATCHLING_KEYS",
+    "MODEL_KEYS",
+    "NAME_RE",
+    "TOP_KEYS",
+    "WHEEL_TABLE",
+    "CheckConfig",
+    "ModelConfig",
+    "PackConfig",
+    "applicable_table",
+    "load_config",
+    "normalize_package_name",
+    "read_pyproject_table",
+    "target_table",
+]
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -51,11 +81,6 @@ MODEL_KEYS = frozenset(
     }
 )
 
-CHECK_KEYS = frozenset({"input", "expected", "tolerance", "method", "timeout"})
-EXAMPLE_SUFFIXES = (".npy", ".csv", ".json")
-DEFAULT_TOLERANCE = 1e-6
-DEFAULT_TIMEOUT = 600.0
-
 BUILD_TABLE = "tool.hatch.build.hooks.modelpack"
 
 
@@ -69,25 +94,6 @@ WHEEL_TABLE = target_table("wheel")
 def applicable_table(target: str, target_has_own: bool) -> str:
     """The table a target's build hook reads: its own replaces the global one (hatchling does not merge them)."""
     return target_table(target) if target_has_own else BUILD_TABLE
-
-
-@dataclass(frozen=True)
-class CheckConfig:
-    """``models.NAME.check``: the opt-in build-time smoke check (run by :mod:`hatch_modelpack.smoke`)."""
-
-    input: str  # as written, relative to the project root
-    input_source: Path
-    expected: str | None
-    expected_source: Path | None
-    tolerance: float
-    method: str | None  # None: "predict", or an ONNX model's first output
-    timeout: float
-
-    def files(self) -> dict[str, Path]:
-        out = {"input": self.input_source}
-        if self.expected_source is not None:
-            out["expected"] = self.expected_source
-        return out
 
 
 @dataclass(frozen=True)
@@ -128,122 +134,6 @@ def normalize_package_name(project_name: str) -> str:
     return re.sub(r"[-_.]+", "_", project_name).lower()
 
 
-class Ctx:
-    def __init__(self, root: Path, table: str) -> None:
-        self.root = root
-        self.table = table
-        self.file = root / "pyproject.toml"
-
-    def error(self, key: str, problem: str, fix: str) -> ConfigError:
-        where = f"[{self.table}]" if not key else f"`{key}` in [{self.table}]"
-        return ConfigError(f"{self.file}: {where} {problem}. {fix}")
-
-
-def _did_you_mean(word: str, options: frozenset[str]) -> str:
-    close = difflib.get_close_matches(word, sorted(options), n=1, cutoff=0.6)
-    return f"Did you mean `{close[0]}`?" if close else f"Known keys: {', '.join(sorted(options))}."
-
-
-def _type_name(value: Any) -> str:
-    return {
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-        str: "a string",
-        list: "an array",
-        dict: "a table",
-    }.get(type(value), type(value).__name__)
-
-
-def _string_list(ctx: Ctx, key: str, value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ctx.error(
-            key,
-            f"must be an array of strings, not {_type_name(value)}",
-            f'Write for example {key.split(".")[-1]} = ["..."].',
-        )
-    return tuple(value)
-
-
-def requirements_list(ctx: Ctx, key: str, value: Any) -> tuple[str, ...]:
-    reqs = _string_list(ctx, key, value)
-    for r in reqs:
-        problem = check_requirement(r)
-        if problem:
-            raise ctx.error(
-                key,
-                f"holds {r!r}, which is not a valid requirement ({problem})",
-                'Write requirements as pip does, e.g. "scikit-learn==1.5.2".',
-            )
-    return reqs
-
-
-def _pin(ctx: Ctx, key: str, value: Any) -> str | None:
-    if value is None:
-        return None
-    if value not in PIN_POLICIES:
-        raise ctx.error(key, f"is {value!r}", f"Use one of: {', '.join(repr(p) for p in PIN_POLICIES)}.")
-    return str(value)
-
-
-def _allow_globals(ctx: Ctx, key: str, value: Any) -> tuple[str, ...]:
-    names = _string_list(ctx, key, value)
-    for n in names:
-        if not re.match(r"^[A-Za-z_][\w.]*\.(\*|[A-Za-z_]\w*)$", n):
-            raise ctx.error(
-                key,
-                f"holds {n!r}, which is not a dotted global name",
-                'Write "module.Name" or "module.*", e.g. "churn_features.Ratios".',
-            )
-    return names
-
-
-def _resolve_path(ctx: Ctx, key: str, value: Any) -> Path:
-    if not isinstance(value, str) or not value:
-        raise ctx.error(
-            key,
-            f"must be a path string, not {_type_name(value)}",
-            'Write the artifact\'s path relative to the project root, e.g. "artifacts/model.joblib".',
-        )
-    if os.path.isabs(value) or value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", value):
-        raise ctx.error(
-            key,
-            f"is the absolute path {value!r}; artifacts must live inside the project",
-            "Copy the artifact into the project (e.g. artifacts/) and give its path relative to the project root.",
-        )
-    candidate = ctx.root / value
-    root_real = Path(os.path.realpath(ctx.root))
-    real = Path(os.path.realpath(candidate))
-    if real != root_real and root_real not in real.parents:
-        lexical = os.path.normpath(os.path.join(str(ctx.root), value))
-        via = (
-            "through a symbolic link "
-            if (lexical == str(root_real) or lexical.startswith(str(ctx.root) + os.sep))
-            else ""
-        )
-        raise ctx.error(
-            key,
-            f"points {via}outside the project root ({value!r} resolves to {real})",
-            "Artifacts ship in the sdist, so they must live inside the project: copy the file into the project instead of linking to it.",
-        )
-    if not os.path.lexists(candidate):
-        raise ctx.error(
-            key,
-            f"names {value!r}, which does not exist",
-            "Train or copy the model there first (paths are relative to the project root), or fix the path.",
-        )
-    return real
-
-
-def check_keys(
-    ctx: Ctx, key: str, table: dict[str, Any], known: frozenset[str], ignore: frozenset[str] = frozenset()
-) -> None:
-    for k in table:
-        if k not in known and k not in ignore:
-            where = f"{key}.{k}" if key else k
-            raise ctx.error(where, "is not a setting hatch-modelpack knows", _did_you_mean(k, known))
-
-
 def _model(ctx: Ctx, name: Any, spec: Any) -> ModelConfig:
     key = f"models.{name}"
     if isinstance(name, str) and NAME_RE.match(name) and keyword.iskeyword(name):
@@ -263,13 +153,13 @@ def _model(ctx: Ctx, name: Any, spec: Any) -> ModelConfig:
     if not isinstance(spec, dict):
         raise ctx.error(
             key,
-            f"must be a path string or a table, not {_type_name(spec)}",
+            f"must be a path string or a table, not {type_name(spec)}",
             f'Write {name} = "artifacts/{name}.joblib" or a [{ctx.table}.models.{name}] table.',
         )
     check_keys(ctx, key, spec, MODEL_KEYS)
     if "path" not in spec:
         raise ctx.error(key, "has no `path`", f'Add path = "artifacts/{name}.joblib" (relative to the project root).')
-    source = _resolve_path(ctx, f"{key}.path", spec["path"])
+    source = resolve_path(ctx, f"{key}.path", spec["path"])
     fmt = spec.get("format")
     if fmt is not None and fmt not in FORMATS:
         hint = difflib.get_close_matches(str(fmt), FORMATS, n=1)
@@ -283,7 +173,7 @@ def _model(ctx: Ctx, name: Any, spec: Any) -> ModelConfig:
     if not isinstance(default, bool):
         raise ctx.error(
             f"{key}.default",
-            f"must be true or false, not {_type_name(default)}",
+            f"must be true or false, not {type_name(default)}",
             "Write default = true on the one model load() returns without a name.",
         )
     requires = requirements_list(ctx, f"{key}.requires", spec["requires"]) if "requires" in spec else None
@@ -291,14 +181,14 @@ def _model(ctx: Ctx, name: Any, spec: Any) -> ModelConfig:
     if not isinstance(description, str):
         raise ctx.error(
             f"{key}.description",
-            f"must be a string, not {_type_name(description)}",
+            f"must be a string, not {type_name(description)}",
             'Write description = "what the model predicts".',
         )
     metadata = spec.get("metadata", {})
     if not isinstance(metadata, dict):
         raise ctx.error(
             f"{key}.metadata",
-            f"must be a table, not {_type_name(metadata)}",
+            f"must be a table, not {type_name(metadata)}",
             'Write metadata = { auc = 0.91, training-data = "..." }.',
         )
     return ModelConfig(
@@ -310,98 +200,13 @@ def _model(ctx: Ctx, name: Any, spec: Any) -> ModelConfig:
         requires=requires,
         description=description,
         metadata=metadata,
-        pin=_pin(ctx, f"{key}.pin", spec.get("pin")),
-        allow_globals=_allow_globals(ctx, f"{key}.allow-globals", spec.get("allow-globals", [])),
-        check=_check(ctx, f"{key}.check", spec["check"]) if "check" in spec else None,
-        compression=_compression(ctx, f"{key}.compression", spec.get("compression")),
-        trust_remote_code=_flag(ctx, f"{key}.trust-remote-code", spec.get("trust-remote-code", False)),
-        signature=_resolve_path(ctx, f"{key}.signature", spec["signature"]) if "signature" in spec else None,
+        pin=pin_policy(ctx, f"{key}.pin", spec.get("pin")),
+        allow_globals=allow_globals(ctx, f"{key}.allow-globals", spec.get("allow-globals", [])),
+        check=check_config(ctx, f"{key}.check", spec["check"]) if "check" in spec else None,
+        compression=compression(ctx, f"{key}.compression", spec.get("compression")),
+        trust_remote_code=flag(ctx, f"{key}.trust-remote-code", spec.get("trust-remote-code", False)),
+        signature=resolve_path(ctx, f"{key}.signature", spec["signature"]) if "signature" in spec else None,
     )
-
-
-def _flag(ctx: Ctx, key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ctx.error(
-            key,
-            f"must be true or false, not {_type_name(value)}",
-            "Write trust-remote-code = true only for a model whose own code you have reviewed.",
-        )
-    return value
-
-
-def _compression(ctx: Ctx, key: str, value: Any) -> str | None:
-    if value is None:
-        return None
-    if value not in COMPRESSIONS:
-        raise ctx.error(
-            key,
-            f"is {value!r}",
-            f'Use one of: {", ".join(repr(c) for c in COMPRESSIONS)} ("auto" stores artifacts that deflate would not shrink).',
-        )
-    return str(value)
-
-
-def _check(ctx: Ctx, key: str, value: Any) -> CheckConfig:
-    """Validate ``models.NAME.check`` (``key`` is ``models.NAME.check``) into a :class:`CheckConfig`."""
-    table = f"[{ctx.table}.{key}]"
-    if isinstance(value, str):
-        value = {"input": value}
-    if not isinstance(value, dict):
-        raise ctx.error(
-            key,
-            f"must be a table, not {_type_name(value)}",
-            f'Write a {table} table with input = "checks/example.npy".',
-        )
-    check_keys(ctx, key, value, CHECK_KEYS)
-    if "input" not in value:
-        raise ctx.error(
-            key, "has no `input`", f'Add input = "checks/example.npy" (an .npy, .csv or .json example) to {table}.'
-        )
-    input_rel, input_source = _example(ctx, key, value, "input")
-    expected_rel, expected_source = _example(ctx, key, value, "expected") if "expected" in value else (None, None)
-    tolerance = value.get("tolerance", DEFAULT_TOLERANCE)
-    if (
-        isinstance(tolerance, bool)
-        or not isinstance(tolerance, (int, float))
-        or not math.isfinite(tolerance)
-        or tolerance < 0
-    ):
-        raise ctx.error(
-            f"{key}.tolerance",
-            f"is {tolerance!r}",
-            "Write a non-negative number, e.g. tolerance = 1e-6 (relative and absolute).",
-        )
-    if "tolerance" in value and expected_rel is None:
-        raise ctx.error(
-            f"{key}.tolerance",
-            "is set, but there is no `expected` output to compare with",
-            f'Add expected = "checks/expected.npy" to {table}, or remove tolerance.',
-        )
-    method = value.get("method")
-    if method is not None and (not isinstance(method, str) or not method):
-        raise ctx.error(
-            f"{key}.method",
-            f"is {method!r}",
-            'Write the method to call, e.g. method = "predict_proba" (for ONNX: an output name).',
-        )
-    timeout = value.get("timeout", DEFAULT_TIMEOUT)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ctx.error(
-            f"{key}.timeout", f"is {timeout!r}", "Write the seconds the check may take, e.g. timeout = 600."
-        )
-    return CheckConfig(input_rel, input_source, expected_rel, expected_source, float(tolerance), method, float(timeout))
-
-
-def _example(ctx: Ctx, key: str, value: dict[str, Any], sub: str) -> tuple[str, Path]:
-    raw = value[sub]
-    source = _resolve_path(ctx, f"{key}.{sub}", raw)
-    if not source.is_file() or source.suffix.lower() not in EXAMPLE_SUFFIXES:
-        raise ctx.error(
-            f"{key}.{sub}",
-            f"is {raw!r}, which is not an .npy, .csv or .json file",
-            "Save the example with numpy.save(path, array), DataFrame.to_csv(path, index=False) or json.dump.",
-        )
-    return str(raw), source
 
 
 #: Validated configs of this process, so the metadata hook, the build hook's steps, the smoke check
@@ -441,7 +246,7 @@ def _validate(root: Path, config: dict[str, Any], project_name: str, table: str)
     if not isinstance(models_table, dict):
         raise ctx.error(
             "models",
-            f"must be a table, not {_type_name(models_table)}",
+            f"must be a table, not {type_name(models_table)}",
             f'Write [{table}.models] with lines like churn = "artifacts/churn.joblib".',
         )
     if not models_table:
@@ -481,9 +286,9 @@ def _validate(root: Path, config: dict[str, Any], project_name: str, table: str)
         package=package,
         models=models,
         default=default,
-        pin=_pin(ctx, "pin", config.get("pin")),
-        allow_globals=_allow_globals(ctx, "allow-globals", config.get("allow-globals", [])),
-        compression=_compression(ctx, "compression", config.get("compression")) or "auto",
+        pin=pin_policy(ctx, "pin", config.get("pin")),
+        allow_globals=allow_globals(ctx, "allow-globals", config.get("allow-globals", [])),
+        compression=compression(ctx, "compression", config.get("compression")) or "auto",
     )
 
 

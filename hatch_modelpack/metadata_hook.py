@@ -15,7 +15,8 @@ from typing import Any
 from hatchling.metadata.plugin.interface import MetadataHookInterface
 
 from hatch_modelpack.analysis import analysis_of
-from hatch_modelpack.config import Ctx, check_keys, load_config, read_pyproject_table, requirements_list
+from hatch_modelpack.config import load_config, read_pyproject_table
+from hatch_modelpack.config_values import Ctx, check_keys, requirements_list
 from hatch_modelpack.errors import ConfigError, ModelpackError
 from hatch_modelpack.requirements import merge
 

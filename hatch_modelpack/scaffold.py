@@ -19,7 +19,7 @@ from hatch_modelpack import __version__
 from hatch_modelpack.analysis import PackedModel, analysis_of
 from hatch_modelpack.config import FORMATS, load_config, normalize_package_name
 from hatch_modelpack.errors import ModelpackError
-from hatch_modelpack.inspection import CLIError
+from hatch_modelpack.sources import CLIError
 
 
 @dataclass(frozen=True)

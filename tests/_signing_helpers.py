@@ -6,7 +6,7 @@ import datetime
 import json
 from pathlib import Path
 
-from hatch_modelpack import signing
+from hatch_modelpack import signing_keys, signing_statement
 from hatch_modelpack.manifest import MANIFEST_NAME, dumps
 
 
@@ -76,10 +76,10 @@ def sign_package_dir(
     """Sign every model of an installed-like package directory as `modelpack sign` signs a wheel."""
     manifest_path = pkg / MANIFEST_NAME
     manifest = json.loads(manifest_path.read_text())
-    signer = signing.load_signer(private_key, certificate, chain)
+    signer = signing_keys.load_signer(private_key, certificate, chain)
     for name, entry in manifest["models"].items():
         (pkg / "_models" / f"{name}.sig").write_bytes(
-            signing.sign_payload(signing.payload_bytes(signing.statement(entry)), signer)
+            signing_keys.sign_payload(signing_statement.payload_bytes(signing_statement.statement(entry)), signer)
         )
         entry["signature"] = {"path": f"_models/{name}.sig", **signer.describe()}
     manifest_path.write_text(dumps(manifest))

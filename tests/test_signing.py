@@ -21,7 +21,7 @@ from _signing_helpers import make_certificates, make_key, sign_package_dir
 from conftest import REPO, SCRIPTS, Project, make_pipeline, pyproject, run, save_model, tamper
 from test_load_trust import evil_bytes, make_pack
 
-from hatch_modelpack import signing
+from hatch_modelpack import signatures, signing_keys, signing_statement
 from hatch_modelpack.config import load_config
 from hatch_modelpack.manifest import MANIFEST_NAME, analyse, build_manifest
 from hatch_modelpack.runtime import loader
@@ -96,40 +96,42 @@ def test_statement_is_what_model_signing_builds(tmp_path):
     manifest, root = directory_model(tmp_path)
     for name, path in (("vocab", root / "artifacts" / "vocab"), ("one", root / "artifacts" / "one.bin")):
         theirs = json.loads(json_format.MessageToJson(ms_signing.Payload(hashing.Config().hash(path)).statement.pb))
-        ours = json.loads(signing.payload_bytes(signing.statement(manifest["models"][name])))
+        ours = json.loads(signing_statement.payload_bytes(signing_statement.statement(manifest["models"][name])))
         for doc in (theirs, ours):
             doc["predicate"]["serialization"]["ignore_paths"].sort()
         assert ours == theirs, name
-    assert [r["name"] for r in signing.statement(manifest["models"]["vocab"])["predicate"]["resources"]] == [
+    assert [r["name"] for r in signing_statement.statement(manifest["models"]["vocab"])["predicate"]["resources"]] == [
         "sub/extra.bin",
         "words.txt",
     ]
-    assert [r["name"] for r in signing.statement(manifest["models"]["one"])["predicate"]["resources"]] == ["."]
+    assert [r["name"] for r in signing_statement.statement(manifest["models"]["one"])["predicate"]["resources"]] == [
+        "."
+    ]
 
 
 def test_model_signing_and_modelpack_accept_each_others_signatures(tmp_path):
     manifest, root = directory_model(tmp_path)
     priv, pub = make_key(tmp_path, curve="P-384")
     leaf, ca = make_certificates(tmp_path, priv)
-    key_signer = signing.load_signer(priv)
-    cert_signer = signing.load_signer(priv, leaf, [ca])
+    key_signer = signing_keys.load_signer(priv)
+    cert_signer = signing_keys.load_signer(priv, leaf, [ca])
     for name, path in (("vocab", root / "artifacts" / "vocab"), ("one", root / "artifacts" / "one.bin")):
         entry = manifest["models"][name]
-        payload = signing.payload_bytes(signing.statement(entry))
+        payload = signing_statement.payload_bytes(signing_statement.statement(entry))
         ours = tmp_path / f"{name}.sig"
-        ours.write_bytes(signing.sign_payload(payload, key_signer))
-        assert signing.sign_payload(payload, key_signer) == ours.read_bytes()  # deterministic ECDSA
+        ours.write_bytes(signing_keys.sign_payload(payload, key_signer))
+        assert signing_keys.sign_payload(payload, key_signer) == ours.read_bytes()  # deterministic ECDSA
         model_signing("verify", "key", path, "--signature", ours, "--public_key", pub)
         ours_cert = tmp_path / f"{name}-cert.sig"
-        ours_cert.write_bytes(signing.sign_payload(payload, cert_signer))
+        ours_cert.write_bytes(signing_keys.sign_payload(payload, cert_signer))
         model_signing("verify", "certificate", path, "--signature", ours_cert, "--certificate_chain", ca)
         theirs = tmp_path / f"{name}-theirs.sig"
         model_signing("sign", "key", path, "--private_key", priv, "--signature", theirs)
-        assert signing.check_signature(theirs.read_bytes(), str(theirs), entry, pub, ()) == {
+        assert signatures.check_signature(theirs.read_bytes(), str(theirs), entry, pub, ()) == {
             "method": "key",
-            "key": signing.key_fingerprint(key_signer.private_key.public_key()),
+            "key": signing_keys.key_fingerprint(key_signer.private_key.public_key()),
         }
-        info = signing.check_signature(ours_cert.read_bytes(), "x", entry, None, [ca])
+        info = signatures.check_signature(ours_cert.read_bytes(), "x", entry, None, [ca])
         assert info["identity"] == "ci@example.com" and info["subject"] == "CN=model signer"
     # A file signature does not fit the folder, nor the reverse (what NOTES.md warns about).
     bad = model_signing(
@@ -143,8 +145,8 @@ def test_model_signing_and_modelpack_accept_each_others_signatures(tmp_path):
         check=False,
     )
     assert bad.returncode != 0
-    stmt, _ = signing.read_bundle((tmp_path / "one.sig").read_bytes(), "one.sig")
-    assert "does not cover sub/extra.bin, words.txt" in signing.coverage_problem(stmt, manifest["models"]["vocab"])
+    stmt, _ = signatures.read_bundle((tmp_path / "one.sig").read_bytes(), "one.sig")
+    assert "does not cover sub/extra.bin, words.txt" in signatures.coverage_problem(stmt, manifest["models"]["vocab"])
 
 
 def test_signed_load_verifies_then_remembers(tmp_path, monkeypatch):
