@@ -216,10 +216,10 @@ def _record_hash(data: bytes) -> str:
 
 
 def _write_new(out: Any, like: zipfile.ZipInfo, arcname: str, data: bytes) -> None:
-    """A deflated entry with ``like``'s time and attributes (level 6, by the wheel writer's deflate backend)."""
-    from hatch_modelpack import wheel_writer as ww
+    """A deflated entry with ``like``'s time and attributes, deflated as the wheel writer deflates small files."""
+    from hatch_modelpack.deflate import DEFLATE_LEVEL, deflate_block
 
-    payload = ww._deflate_block(data, None, True, ww.DEFLATE_LEVEL)
+    payload = deflate_block(data, None, True, DEFLATE_LEVEL)
     e = zipstream.entry_like(
         like,
         name=arcname.encode("utf-8"),

@@ -17,10 +17,7 @@ the output is reproducible: timestamps and modes follow hatchling's (the wheel's
 timestamp, which hatchling derives from ``SOURCE_DATE_EPOCH``; modes 644/755), and the block size is
 fixed, so the bytes do not depend on the number of workers.
 
-The blocks are deflated with zlib-ng (a dependency: on model files as small as zlib's level 6 at
-~3x its speed, see :func:`deflate_level`) when it imports, else with the standard library's zlib. The two write different (equally
-valid) bytes, so a reproducible build needs the same backend on every machine; :data:`DEFLATE_BACKEND`
-names the one in use. Nothing in the wheel records it, so that the bytes depend only on the backend.
+Which deflate writes the blocks, at which level, is :mod:`hatch_modelpack.deflate`'s choice.
 """
 
 from __future__ import annotations
@@ -36,7 +33,7 @@ import zipfile
 import zlib
 from base64 import urlsafe_b64encode
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,30 +41,11 @@ from typing import BinaryIO
 
 from hatch_modelpack import zipstream
 from hatch_modelpack.contract import COMPRESSIONS
+from hatch_modelpack.deflate import BLOCK, DEFLATE_LEVEL, WINDOW, blocks, crc32, deflate_block, deflate_level
 from hatch_modelpack.errors import WheelWriteError
 from hatch_modelpack.hashing import stat_fingerprint
 from hatch_modelpack.runtime.loader import available_cpus
 from hatch_modelpack.zipstream import COPY_CHUNK, UTF8_FLAG, Entry, ZipOut, copy_entry, dos_datetime, entry_like
-
-try:  # the one place that picks the deflate implementation (signing.py deflates through _deflate_block too)
-    from zlib_ng import zlib_ng as _zlib
-
-    #: Which deflate wrote the blocks: the wheel's bytes depend on it (and on nothing else of the machine).
-    DEFLATE_BACKEND = f"zlib-ng {_zlib.ZLIBNG_VERSION}"
-    # Measured against zlib's level 6 (hatchling's), one core, 1 MiB blocks, memLevel 9 (zlib-ng's
-    # largest hash table): on binary model files (pickles, arrays, UBJSON) level 5 writes 0.99-1.00x
-    # zlib 6's size at 150-170 MB/s (level 6: 0.97x at 95 MB/s); on text models (JSON, LightGBM text,
-    # tokenizers) level 5 is 0.5-1% larger and level 7 0.97-1.00x at 20-45 MB/s. Big files take the
-    # fast level, where the time goes; files below FAST_FROM, where it does not, the dense one.
-    DEFLATE_LEVEL, FAST_DEFLATE_LEVEL, DEFLATE_MEM_LEVEL = 7, 5, 9
-except ImportError:  # pragma: no cover - zlib-ng is a dependency; the standard library is the fallback
-    _zlib = zlib  # type: ignore[misc]
-    DEFLATE_BACKEND = f"zlib {zlib.ZLIB_RUNTIME_VERSION}"
-    DEFLATE_LEVEL = FAST_DEFLATE_LEVEL = 6  # hatchling's own: zlib's default level and memLevel
-    DEFLATE_MEM_LEVEL = 8
-
-#: Artifacts of at least this size are deflated at FAST_DEFLATE_LEVEL, smaller ones at DEFLATE_LEVEL.
-FAST_FROM = 16 << 20
 
 __all__ = [
     "COMPRESSION_MODES",
@@ -80,9 +58,6 @@ __all__ = [
 
 COMPRESSION_MODES = COMPRESSIONS
 
-#: Independent deflate block. Fixed, so the output does not depend on the number of workers.
-DEFLATE_BLOCK = 1 << 20
-_WINDOW = 1 << 15
 
 #: "auto": sample this many spread-out windows of this size, compressed at a fast level...
 SAMPLE_COUNT = 16
@@ -140,34 +115,6 @@ def _sample_offsets(size: int) -> list[int]:
         return list(range(0, size, SAMPLE_SIZE))
     step = (size - SAMPLE_SIZE) / (SAMPLE_COUNT - 1)
     return [int(i * step) for i in range(SAMPLE_COUNT)]
-
-
-# -- deflate on all cores -------------------------------------------------------------------------
-
-
-def deflate_level(size: int) -> int:
-    """The level for a file of ``size`` bytes: a function of the size alone, so builds stay reproducible."""
-    return FAST_DEFLATE_LEVEL if size >= FAST_FROM else DEFLATE_LEVEL
-
-
-def _deflate_block(data: bytes, zdict: bytes | None, last: bool, level: int) -> bytes:
-    """One raw deflate block; it releases the GIL, so blocks compress in parallel on threads."""
-    if zdict:
-        c = _zlib.compressobj(level, _zlib.DEFLATED, -15, DEFLATE_MEM_LEVEL, _zlib.Z_DEFAULT_STRATEGY, zdict)
-    else:
-        c = _zlib.compressobj(level, _zlib.DEFLATED, -15, DEFLATE_MEM_LEVEL)
-    return c.compress(data) + c.flush(_zlib.Z_FINISH if last else _zlib.Z_SYNC_FLUSH)
-
-
-def _blocks(f: BinaryIO, size: int) -> Iterator[tuple[bytes, bool]]:
-    """Fixed-size blocks, each flagged whether it is the last (one block of look-ahead)."""
-    current = f.read(size)
-    while True:
-        following = f.read(size)
-        yield current, not following
-        if not following:
-            return
-        current = following
 
 
 # -- rewriting the wheel --------------------------------------------------------------------------
@@ -352,16 +299,16 @@ def _deflate_into(target: _Target, f: io.BufferedReader, sha: hashlib._Hash | No
     crc = size = written = 0
     pending: deque[Future[bytes]] = deque()
     zdict: bytes | None = None
-    for block, last in _blocks(f, DEFLATE_BLOCK):
-        pending.append(target.pool.submit(_deflate_block, block, zdict, last, level))
+    for block, last in blocks(f, BLOCK):
+        pending.append(target.pool.submit(deflate_block, block, zdict, last, level))
         if sha is not None:
             sha.update(block)
-        crc = _zlib.crc32(block, crc)
+        crc = crc32(block, crc)
         size += len(block)
-        zdict = block[-_WINDOW:]
+        zdict = block[-WINDOW:]
         while len(pending) > 2 * target.workers:
             written += target.out.fh.write(pending.popleft().result())
-    while pending:  # _blocks yields at least one block, so an empty file gets a final empty block
+    while pending:  # blocks() yields at least one block, so an empty file gets a final empty block
         written += target.out.fh.write(pending.popleft().result())
     return crc, size, written
 
@@ -375,7 +322,7 @@ def _store_into(fh: BinaryIO, f: io.BufferedReader, sha: hashlib._Hash | None) -
         chunk = view[:n]
         if sha is not None:
             sha.update(chunk)
-        crc = _zlib.crc32(chunk, crc)
+        crc = crc32(chunk, crc)
         fh.write(chunk)
         size += n
     return crc, size
@@ -397,7 +344,7 @@ def _write_record(
     data = text.getvalue().encode("utf-8")
     method = record_info.compress_type
     if method != zipfile.ZIP_STORED:
-        method, payload = zipfile.ZIP_DEFLATED, _deflate_block(data, None, True, DEFLATE_LEVEL)
+        method, payload = zipfile.ZIP_DEFLATED, deflate_block(data, None, True, DEFLATE_LEVEL)
     else:
         payload = data
     e = entry_like(

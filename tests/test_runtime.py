@@ -27,7 +27,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "hatch_modelpack"
 RUNTIME = sorted((PACKAGE / "runtime").glob("*.py"))
 #: Run by ``modelpack --python`` inside environments without hatch-modelpack (cli.py imports scaffold
 #: only inside ``init``, which needs the build side anyway).
-CLI_STDLIB = [PACKAGE / n for n in ("cli.py", "inspection.py", "contract.py", "hashing.py")]
+CLI_STDLIB = [
+    PACKAGE / n for n in ("cli.py", "cli_render.py", "sources.py", "inspection.py", "contract.py", "hashing.py")
+]
 
 
 def _imports(tree: ast.AST, *, top_level_only: bool = False) -> set[str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import run
 
-from hatch_modelpack import wheel_writer, zipstream
+from hatch_modelpack import deflate, wheel_writer, zipstream
 from hatch_modelpack.wheel_writer import Artifact, WheelWriteError, add_artifacts, choose_compression
 
 WHEEL_NAME = "demo-0.1-py3-none-any.whl"
@@ -202,7 +202,7 @@ def test_artifacts_round_trip_with_a_correct_record(base: Path, tmp_path: Path) 
 
 def test_parallel_deflate_is_one_valid_stream_independent_of_workers(tmp_path: Path) -> None:
     # Several blocks, and a length that is not a multiple of the block size.
-    t = compressible(tmp_path / "t.txt", 5 * wheel_writer.DEFLATE_BLOCK + 777)
+    t = compressible(tmp_path / "t.txt", 5 * deflate.BLOCK + 777)
     outputs = []
     for workers in (1, 2, 4):
         wheel = build_base_wheel(tmp_path / f"w{workers}")
@@ -218,9 +218,9 @@ def test_parallel_deflate_is_one_valid_stream_independent_of_workers(tmp_path: P
     assert d.decompress(raw) == t.read_bytes()
     assert d.eof and not d.unused_data
     # Block-wise deflate costs almost nothing in ratio against one stream at the same level...
-    level = wheel_writer.deflate_level(t.stat().st_size)
-    ng = wheel_writer._zlib
-    single = ng.compressobj(level, ng.DEFLATED, -15, wheel_writer.DEFLATE_MEM_LEVEL)
+    level = deflate.deflate_level(t.stat().st_size)
+    ng = deflate._zlib
+    single = ng.compressobj(level, ng.DEFLATED, -15, deflate.DEFLATE_MEM_LEVEL)
     assert len(raw) <= len(single.compress(t.read_bytes()) + single.flush()) * 1.01 + 64
     # ...and a file this size (below FAST_FROM) is no larger than hatchling's level 6 makes it.
     hatchling = zlib.compressobj(6, zlib.DEFLATED, -15)
