@@ -46,7 +46,7 @@ from hatch_modelpack import zipstream
 from hatch_modelpack.contract import COMPRESSIONS
 from hatch_modelpack.errors import WheelWriteError
 from hatch_modelpack.hashing import stat_fingerprint
-from hatch_modelpack.runtime.loader import available_cpus
+from hatch_modelpack.runtime._modelpack_integrity import available_cpus
 from hatch_modelpack.zipstream import COPY_CHUNK, UTF8_FLAG, Entry, ZipOut, copy_entry, dos_datetime, entry_like
 
 try:  # the one place that picks the deflate implementation (signing.py deflates through _deflate_block too)
