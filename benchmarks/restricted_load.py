@@ -28,13 +28,13 @@ print(time.perf_counter() - t, time.process_time() - c)
 RESTRICTED = """
 import sys, time
 from pathlib import Path
-from hatch_modelpack.runtime import loader
+from hatch_modelpack.runtime import _modelpack_integrity, _modelpack_unpickle
 from hatch_modelpack.scanning import scan_file
 p = Path(sys.argv[1])
 names = scan_file(p, "joblib").global_names()
-loader._VERIFIED_FILES[str(p)] = loader._fingerprint(p)
+_modelpack_integrity._VERIFIED_FILES[str(p)] = _modelpack_integrity._fingerprint(p)
 t, c = time.perf_counter(), time.process_time()
-loader._restricted_joblib_load(p, {"name": "m", "globals": names}, {})
+_modelpack_unpickle._restricted_joblib_load(p, {"name": "m", "globals": names}, {})
 print(time.perf_counter() - t, time.process_time() - c)
 """
 

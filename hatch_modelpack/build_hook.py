@@ -23,7 +23,7 @@ from packaging.requirements import Requirement
 
 from hatch_modelpack.analysis import Analysis, analysis_of
 from hatch_modelpack.config import PackConfig, applicable_table, load_config
-from hatch_modelpack.contract import DATA_DIR, ENTRY_POINT_GROUP, LOADER_NAME, MANIFEST_NAME, SOURCE_RECORD
+from hatch_modelpack.contract import DATA_DIR, ENTRY_POINT_GROUP, LOADER_FILES, MANIFEST_NAME, SOURCE_RECORD
 from hatch_modelpack.errors import ModelpackError
 from hatch_modelpack.manifest import dumps, source_info
 from hatch_modelpack.plan import plan_wheel, sdist_includes
@@ -90,7 +90,7 @@ class ModelpackBuildHook(BuildHookInterface[BuilderConfig]):
         for base in (Path(self.root), Path(self.root) / "src"):
             pkg = base / pack.package
             if (pkg / "__init__.py").is_file():
-                for generated in (LOADER_NAME, MANIFEST_NAME, DATA_DIR):
+                for generated in (*LOADER_FILES, MANIFEST_NAME, DATA_DIR):
                     if (pkg / generated).exists():
                         raise ModelpackError(
                             f"{pkg / generated}: hatch-modelpack generates this name inside the package "

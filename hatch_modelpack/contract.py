@@ -12,6 +12,19 @@ MANIFEST_VERSION = 1
 MANIFEST_NAME = "_modelpack.json"
 #: The generated loader module inside the package.
 LOADER_NAME = "_modelpack.py"
+#: Every module of the loader as it ships inside the package -> its file in hatch_modelpack/runtime/.
+#: ``_modelpack.py`` is the public one; the others are its private parts, which it imports relatively
+#: (``from . import _modelpack_formats``), so their files carry the names they ship under.
+LOADER_FILES = {
+    LOADER_NAME: "loader.py",
+    "_modelpack_errors.py": "_modelpack_errors.py",
+    "_modelpack_integrity.py": "_modelpack_integrity.py",
+    "_modelpack_versions.py": "_modelpack_versions.py",
+    "_modelpack_signature.py": "_modelpack_signature.py",
+    "_modelpack_unpickle.py": "_modelpack_unpickle.py",
+    "_modelpack_formats.py": "_modelpack_formats.py",
+    "_modelpack_check.py": "_modelpack_check.py",
+}
 #: Artifacts live at ``<package>/_models/<model>/<basename>``; check examples under ``_checks/<model>/``.
 DATA_DIR = "_models"
 CHECK_DIR = "_checks"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hatch_modelpack.analysis import Analysis
-from hatch_modelpack.contract import DATA_DIR, EDITABLE_PREFIX, LOADER_NAME, MANIFEST_NAME
+from hatch_modelpack.contract import DATA_DIR, EDITABLE_PREFIX, LOADER_FILES, MANIFEST_NAME
 from hatch_modelpack.manifest import build_manifest, check_archive_paths, dumps
 from hatch_modelpack.signing import ship_signatures
 from hatch_modelpack.wheel_writer import Artifact, choose_compression
@@ -60,14 +60,14 @@ def plan_wheel(
     # Shipped signatures are checked against the manifest's digests and recorded in it before it is written.
     signatures = ship_signatures(pack, manifest, editable=editable_root is not None)
     generated = [
-        GeneratedFile(f"{package}/{LOADER_NAME}", runtime_file("loader.py")),
-        GeneratedFile(f"{package}/{MANIFEST_NAME}", dumps(manifest).encode()),
+        GeneratedFile(f"{package}/{shipped}", runtime_file(source)) for shipped, source in LOADER_FILES.items()
     ]
+    generated.append(GeneratedFile(f"{package}/{MANIFEST_NAME}", dumps(manifest).encode()))
     if not user_package:
         generated.append(GeneratedFile(f"{package}/__init__.py", runtime_file("package_init.py")))
     if editable_root is not None:
         if user_package:
-            # The source package shadows site-packages; an import hook serves the loader.
+            # The source package shadows site-packages; an import hook serves the loader's modules.
             finder = f"{EDITABLE_PREFIX}{package}"
             generated.append(GeneratedFile(f"{finder}.py", runtime_file("editable.py")))
             generated.append(GeneratedFile(f"{finder}.pth", f"import {finder}\n".encode()))

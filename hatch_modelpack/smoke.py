@@ -9,7 +9,7 @@ installed there by the hook's ``dependencies()``.
 
 The example and the expected output ship in the wheel (``<package>/_checks/<name>/``) with their
 sha256 in the manifest, and the generated loader's ``check()`` runs the very same comparison
-(``loader._run_check``) so a service can prove at start-up that the model it loaded still predicts what
+(``_modelpack_check._run_check``) so a service can prove at start-up that the model it loaded still predicts what
 the build saw.
 """
 
@@ -28,7 +28,9 @@ from hatch_modelpack.analysis import Analysis, PackedModel
 from hatch_modelpack.errors import ModelpackError
 from hatch_modelpack.manifest import model_entry
 from hatch_modelpack.requirements import merge
-from hatch_modelpack.runtime import loader
+from hatch_modelpack.runtime import _modelpack_check, _modelpack_formats
+from hatch_modelpack.runtime._modelpack_errors import CheckError
+from hatch_modelpack.runtime._modelpack_integrity import _verify_files
 
 #: Exit status of the check subprocess when the model ran but its output drifted.
 DRIFT_EXIT = 3
@@ -173,11 +175,11 @@ def _main(argv: list[str]) -> int:
     entry = spec["entry"]
     artifact = Path(spec["artifact"])
     # The same rule as load(): the bytes the build hashed are the bytes deserialised.
-    loader._verify_files(artifact.parent, entry["files"], {})
-    model = loader._LOADERS[entry["format"]](artifact, entry, {})
+    _verify_files(artifact.parent, entry["files"], {})
+    model = _modelpack_formats._LOADERS[entry["format"]](artifact, entry, {})
     try:
-        result = loader._run_check(model, entry, Path("/"))
-    except loader.CheckError as exc:
+        result = _modelpack_check._run_check(model, entry, Path("/"))
+    except CheckError as exc:
         print(str(exc), file=sys.stderr)
         return DRIFT_EXIT
     print(_RESULT_PREFIX + json.dumps(result))

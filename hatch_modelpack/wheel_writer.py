@@ -44,7 +44,7 @@ from hatch_modelpack.contract import COMPRESSIONS
 from hatch_modelpack.deflate import BLOCK, DEFLATE_LEVEL, WINDOW, blocks, crc32, deflate_block, deflate_level
 from hatch_modelpack.errors import WheelWriteError
 from hatch_modelpack.hashing import stat_fingerprint
-from hatch_modelpack.runtime.loader import available_cpus
+from hatch_modelpack.runtime._modelpack_integrity import available_cpus
 from hatch_modelpack.zipstream import COPY_CHUNK, UTF8_FLAG, Entry, ZipOut, copy_entry, dos_datetime, entry_like
 
 __all__ = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hatch_modelpack.runtime import loader
+from hatch_modelpack.runtime import _modelpack_integrity, _modelpack_unpickle
 from hatch_modelpack.safety import Finding, check_globals
 from hatch_modelpack.scanning import ScanResult, scan_file
 
@@ -23,7 +23,9 @@ def scan_and_check(
 
 def load_restricted(path: Path, globals_: list[str] | set[str], kind: str, **kwargs: Any) -> Any:
     """What the installed loader does after the hash check, for a file whose manifest records ``globals_``."""
-    loader._VERIFIED_FILES[str(path)] = loader._fingerprint(path)
+    _modelpack_integrity._VERIFIED_FILES[str(path)] = _modelpack_integrity._fingerprint(path)
     entry = {"name": "m", "format": kind, "globals": sorted(globals_)}
-    load = loader._restricted_joblib_load if kind == "joblib" else loader._restricted_pickle_load
+    load = (
+        _modelpack_unpickle._restricted_joblib_load if kind == "joblib" else _modelpack_unpickle._restricted_pickle_load
+    )
     return load(path, entry, dict(kwargs))

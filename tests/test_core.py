@@ -10,7 +10,9 @@ import tarfile
 import zipfile
 
 import pytest
-from conftest import make_pipeline, requires_dist, run, save_model, tamper, wheel_metadata, wheel_names
+from conftest import REPO, make_pipeline, requires_dist, run, save_model, tamper, wheel_metadata, wheel_names
+
+from hatch_modelpack.contract import LOADER_FILES
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +30,11 @@ def test_python_m_build_installs_and_predicts(project, build_env, venv, sklearn_
         "churn_model/_modelpack.py",
         "churn_model/_modelpack.json",
         "churn_model/_models/churn/churn.joblib",
+        *(f"churn_model/{shipped}" for shipped in LOADER_FILES),  # the loader and its private parts
     } <= set(wheel_names(wheel))
+    with zipfile.ZipFile(wheel) as zf:
+        for shipped, source in LOADER_FILES.items():
+            assert zf.read(f"churn_model/{shipped}") == (REPO / "hatch_modelpack" / "runtime" / source).read_bytes()
     reqs = requires_dist(wheel_metadata(wheel))
     assert f"scikit-learn=={sklearn_version}" in reqs
     assert not any(r.startswith("hatch-modelpack") for r in reqs)
@@ -88,10 +94,14 @@ def test_user_package_is_kept_and_loader_sits_beside_it(project, build_env, venv
     run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(p.root / "dist"), str(p.root)], env=build_env)
     wheel = p.wheel()
     names = set(wheel_names(wheel))
-    assert {"churn_model/__init__.py", "churn_model/_modelpack.py", "churn_model/_modelpack.json"} <= names
+    assert {
+        "churn_model/__init__.py",
+        "churn_model/_modelpack.json",
+        *(f"churn_model/{m}" for m in LOADER_FILES),
+    } <= names
     with zipfile.ZipFile(wheel) as zf:
         assert zf.read("churn_model/__init__.py") == init.read_bytes()
-    assert not (p.root / "churn_model" / "_modelpack.py").exists()
+    assert not any((p.root / "churn_model" / m).exists() for m in LOADER_FILES)
 
     env = venv()
     env.install(str(wheel))

@@ -38,7 +38,7 @@ from hatch_modelpack.formats.lightgbm import LightGBMFormat
 from hatch_modelpack.formats.registry import detect
 from hatch_modelpack.formats.xgboost import XGBoostFormat, version_from_raw
 from hatch_modelpack.manifest import analyse, hash_file
-from hatch_modelpack.runtime import loader
+from hatch_modelpack.runtime import _modelpack_check, _modelpack_formats, _modelpack_integrity, _modelpack_versions
 from hatch_modelpack.scanning import Call, Global, Opaque, SDict
 
 # -- a tiny UBJSON encoder, for hand-made documents ---------------------------------------------
@@ -297,8 +297,8 @@ def test_lightgbm_pandas_categorical_is_recorded_and_loaded(tmp_path):
     entry = _entry(tmp_path / "cat.txt")
     assert entry["details"]["pandas_categorical"] == [["lima", "oslo", "rome"]]
     assert entry["details"]["input_schema"]["feature_types"] == ["numerical", "categorical"]
-    loader._verify_files(tmp_path, entry["files"], {})
-    booster = loader._LOADERS["lightgbm"](tmp_path / "cat.txt", entry, {})
+    _modelpack_integrity._verify_files(tmp_path, entry["files"], {})
+    booster = _modelpack_formats._LOADERS["lightgbm"](tmp_path / "cat.txt", entry, {})
     assert booster.predict(X.head(20)).tolist() == pytest.approx(model.booster_.predict(X.head(20)).tolist(), abs=1e-12)
 
 
@@ -491,29 +491,31 @@ def test_loader_functions_load_each_format_and_check_it(gbm):
     }
     for name, (example, expected, pred) in cases.items():
         entry = _entry(d / name)
-        loader._verify_files(d, entry["files"], {})
-        model = loader._LOADERS[entry["format"]](d / name, entry, {})
+        _modelpack_integrity._verify_files(d, entry["files"], {})
+        model = _modelpack_formats._LOADERS[entry["format"]](d / name, entry, {})
         entry["check"] = {
             "input": {"path": str(d / example)},
             "expected": {"path": str(d / expected)},
             "tolerance": 1e-6,
         }
-        result = loader._run_check(model, entry, Path("/"))
+        result = _modelpack_check._run_check(model, entry, Path("/"))
         assert result["compared"] and result["shape"] == [40], (name, result)
         if pred:
             assert result["max_abs_diff"] < 1e-6
     entry = _entry(d / "cb_reg.cbm")
-    loader._verify_files(d, entry["files"], {})
-    assert type(loader._LOADERS["catboost"](d / "cb_reg.cbm", entry, {})).__name__ == "CatBoostRegressor"
+    _modelpack_integrity._verify_files(d, entry["files"], {})
+    assert type(_modelpack_formats._LOADERS["catboost"](d / "cb_reg.cbm", entry, {})).__name__ == "CatBoostRegressor"
     entry = _entry(d / "xgb_clf.json")
-    loader._verify_files(d, entry["files"], {})
-    booster = loader._LOADERS["xgboost"](d / "xgb_clf.json", entry, {})
+    _modelpack_integrity._verify_files(d, entry["files"], {})
+    booster = _modelpack_formats._LOADERS["xgboost"](d / "xgb_clf.json", entry, {})
     X = np.load(d / "X.npy")
-    assert booster.predict(loader._xgboost_input(X, entry)).tolist() == pytest.approx(gbm["preds"]["xgb_clf"], abs=1e-6)
+    assert booster.predict(_modelpack_check._xgboost_input(X, entry)).tolist() == pytest.approx(
+        gbm["preds"]["xgb_clf"], abs=1e-6
+    )
 
 
 def test_version_check_accepts_xgboost_cpu():
-    assert loader._SAME_PACKAGE["xgboost"] == ("xgboost-cpu",)
+    assert _modelpack_versions._SAME_PACKAGE["xgboost"] == ("xgboost-cpu",)
 
 
 # -- real builds ----------------------------------------------------------------------------------

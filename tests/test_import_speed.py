@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from conftest import run, tamper
 
+from hatch_modelpack.contract import LOADER_FILES
+
 RUNTIME = Path(__file__).resolve().parent.parent / "hatch_modelpack" / "runtime"
 PUBLIC = {
     "CheckError",
@@ -71,7 +73,7 @@ print(json.dumps({{
     "version": {pkg}.__version__, "loader_version": _modelpack.__version__, "all": sorted({pkg}.__all__),
     "dir": sorted(dir({pkg})), "same": same, "star": sorted(k for k in star if k != "__builtins__"),
     "models": list(models()), "integrity_is_exception": issubclass({pkg}.IntegrityError, Exception),
-    "missing": missing,
+    "missing": missing, "error_modules": sorted({{getattr({pkg}, n).__module__ for n in {pkg}.__all__ if n.endswith("Error")}}),
 }}))
 """
 
@@ -95,7 +97,7 @@ def _check_import(result: dict, pkg: str) -> None:
     assert not other, f"`import {pkg}` opened files: {other}"
 
 
-def _check_names(result: dict, version: str) -> None:
+def _check_names(result: dict, version: str, pkg: str) -> None:
     assert result["version"] == result["loader_version"] == version
     assert set(result["all"]) == PUBLIC
     assert set(result["dir"]) >= PUBLIC
@@ -103,14 +105,18 @@ def _check_names(result: dict, version: str) -> None:
     assert set(result["star"]) >= PUBLIC - {"__version__"}
     assert result["integrity_is_exception"]
     assert "no_such_name" in result["missing"]
+    # Defined in a private part, the errors are named where users import them from (as in tracebacks).
+    assert result["error_modules"] == [f"{pkg}._modelpack"]
 
 
 def _hand_made_package(root: Path, pkg: str, payload: bytes, globals_: list[str]) -> Path:
-    """The layout a wheel installs: generated __init__, the loader as _modelpack.py, manifest, artifact."""
+    """The layout a wheel installs: generated __init__, the loader's modules (_modelpack.py and its parts),
+    manifest, artifact."""
     d = root / pkg
     (d / "_models" / "churn").mkdir(parents=True)
     (d / "__init__.py").write_bytes((RUNTIME / "package_init.py").read_bytes())
-    (d / "_modelpack.py").write_bytes((RUNTIME / "loader.py").read_bytes())
+    for shipped, source in LOADER_FILES.items():
+        (d / shipped).write_bytes((RUNTIME / source).read_bytes())
     artifact = d / "_models" / "churn" / "churn.pkl"
     artifact.write_bytes(payload)
     entry = {
@@ -138,7 +144,36 @@ def test_import_adds_only_the_package_and_opens_nothing(tmp_path: Path, bytecode
         subprocess.run([sys.executable, "-m", "compileall", "-q", str(tmp_path / "churn_model")], check=True)
     setup = f"sys.path.insert(0, {str(tmp_path)!r})"
     _check_import(_probe(sys.executable, IMPORT_PROBE, "churn_model", setup), "churn_model")
-    _check_names(_probe(sys.executable, NAMES_PROBE, "churn_model", setup), "1.2.0")
+    _check_names(_probe(sys.executable, NAMES_PROBE, "churn_model", setup), "1.2.0", "churn_model")
+
+
+#: What `from <package> import load` adds, and then what the first load() adds.
+LOAD_PROBE = """
+import json, sys
+{path_setup}
+before = set(sys.modules)
+from {pkg} import load
+imported = sorted(set(sys.modules) - before)
+load()
+print(json.dumps({{"import": imported, "load": sorted(set(sys.modules) - before - set(imported))}}))
+"""
+
+
+def test_the_loaders_parts_are_imported_when_they_are_needed(tmp_path: Path) -> None:
+    """The public names need the errors, hashes, versions and trust; the format loaders and the restricted
+    unpicklers wait for the first load(), the smoke check for check(). No stdlib module the one-file loader
+    imported only when used is imported any earlier."""
+    _hand_made_package(tmp_path, "lazy_model", pickle.dumps({"a": 1}), [])
+    got = _probe(sys.executable, LOAD_PROBE, "lazy_model", f"sys.path.insert(0, {str(tmp_path)!r})")
+    eager = {"_modelpack", "_modelpack_errors", "_modelpack_integrity", "_modelpack_versions", "_modelpack_signature"}
+    assert {m for m in got["import"] if m.startswith("lazy_model")} == {
+        "lazy_model",
+        *(f"lazy_model.{m}" for m in eager),
+    }
+    late = {"pickle", "_compat_pickle", "base64", "csv", "concurrent.futures", "importlib.metadata"}
+    assert not late & set(got["import"]), late & set(got["import"])
+    assert {"lazy_model._modelpack_formats", "lazy_model._modelpack_unpickle", "pickle"} <= set(got["load"])
+    assert "lazy_model._modelpack_check" not in got["load"]
 
 
 def test_first_load_imports_the_reviewed_globals_and_still_hashes_first(tmp_path: Path) -> None:
@@ -173,11 +208,11 @@ def test_installed_wheel_in_a_clean_venv(project, build_env, venv) -> None:
         v.install(*(["--compile-bytecode"] if compiled else []), str(p.wheel()))
         env = dict(build_env, PYTHONDONTWRITEBYTECODE="1")
         _check_import(_probe(str(v.python), IMPORT_PROBE, "churn_model", env=env), "churn_model")
-        _check_names(_probe(str(v.python), NAMES_PROBE, "churn_model", env=env), "1.2.0")
+        _check_names(_probe(str(v.python), NAMES_PROBE, "churn_model", env=env), "1.2.0", "churn_model")
         assert v.py("import churn_model; print(churn_model.load())").stdout.strip() == "{'weights': [1.0, 2.0]}"
 
 
 def test_the_modules_imported_ahead_belong_to_known_formats() -> None:
-    from hatch_modelpack.runtime import loader
+    from hatch_modelpack.runtime import _modelpack_formats
 
-    assert set(loader._FRAMEWORK_MODULES) <= set(loader._LOADERS)
+    assert set(_modelpack_formats._FRAMEWORK_MODULES) <= set(_modelpack_formats._LOADERS)

@@ -20,7 +20,7 @@ from conftest import make_pipeline, save_model, tamper
 
 from hatch_modelpack.config import load_config
 from hatch_modelpack.manifest import MANIFEST_NAME, analyse, build_manifest, dumps
-from hatch_modelpack.runtime import loader
+from hatch_modelpack.runtime import _modelpack_integrity, loader
 
 
 class Marker:
@@ -131,13 +131,13 @@ def test_exact_version_match_gives_no_inconsistent_version_warning(tmp_path):
 def test_many_threads_load_at_once_and_hash_once(tmp_path, monkeypatch):
     pack, model, X = make_pack(tmp_path)
     calls: list[str] = []
-    real = loader._check_file
+    real = _modelpack_integrity._check_file
 
     def counting(file_path, expected, manifest):
         calls.append(str(file_path))
         return real(file_path, expected, manifest)
 
-    monkeypatch.setattr(loader, "_check_file", counting)
+    monkeypatch.setattr(_modelpack_integrity, "_check_file", counting)
     n = 16
     barrier = threading.Barrier(n)
     results: list[object] = []

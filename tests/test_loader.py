@@ -6,7 +6,7 @@ import importlib.metadata as md
 
 import pytest
 
-from hatch_modelpack.runtime import loader
+from hatch_modelpack.runtime import _modelpack_formats, _modelpack_versions, loader
 
 
 @pytest.mark.parametrize(
@@ -14,7 +14,7 @@ from hatch_modelpack.runtime import loader
     [("1.9.1", (1, 9, 1, 0)), ("2.21.0rc1", (2, 21, 0, 0)), ("3", (3, 0, 0, 0)), ("1.2.3.4+local", (1, 2, 3, 4))],
 )
 def test_release_numbers(version, release):
-    assert loader._release(version) == release
+    assert _modelpack_versions._release(version) == release
 
 
 def test_tensorflow_cpu_satisfies_a_tensorflow_check():
@@ -25,8 +25,8 @@ def test_tensorflow_cpu_satisfies_a_tensorflow_check():
     except md.PackageNotFoundError:
         pass
     cpu = pytest.importorskip("tensorflow").__version__
-    assert loader._installed_version("tensorflow") == cpu
-    assert loader._installed_version("surely-not-installed-dist") is None
+    assert _modelpack_versions._installed_version("tensorflow") == cpu
+    assert _modelpack_versions._installed_version("surely-not-installed-dist") is None
 
 
 def test_unknown_model_error_is_a_readable_key_error():
@@ -127,4 +127,4 @@ def test_the_unpickler_reads_the_verified_file_not_a_swapped_one(tmp_path):
     replacement.write_bytes(pickle.dumps({"weights": "evil"}))
     replacement.replace(artifact)
     with pytest.raises(loader.IntegrityError, match="changed between its sha256 check and loading"):
-        loader._load_pickle(artifact, manifest["models"]["m"], {})
+        _modelpack_formats._load_pickle(artifact, manifest["models"]["m"], {})

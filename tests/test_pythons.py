@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, UV, Venv, make_pipeline, run, save_model
 
+from hatch_modelpack.contract import LOADER_FILES
+
 
 def _reports(candidate: str, version: str) -> bool:
     """Whether ``candidate`` runs and is that version (a pyenv shim for an inactive version exits 127)."""
@@ -56,7 +58,8 @@ def test_generated_loader_runs_on_python_3_8(tmp_path):
         pytest.skip("no Python 3.8 on this machine")
     pkg = tmp_path / "tok_model"
     (pkg / "_models" / "vocab").mkdir(parents=True)
-    shutil.copy(REPO / "hatch_modelpack" / "runtime" / "loader.py", pkg / "_modelpack.py")
+    for shipped, source in LOADER_FILES.items():
+        shutil.copy(REPO / "hatch_modelpack" / "runtime" / source, pkg / shipped)
     shutil.copy(REPO / "hatch_modelpack" / "runtime" / "package_init.py", pkg / "__init__.py")
     vocab = pkg / "_models" / "vocab" / "vocab.txt"
     vocab.write_text("hello\nworld\n")

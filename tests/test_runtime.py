@@ -20,7 +20,7 @@ from hatch_modelpack.config import FORMATS as CONFIG_FORMATS
 from hatch_modelpack.config import load_config
 from hatch_modelpack.formats.registry import FORMATS as REGISTRY
 from hatch_modelpack.manifest import build_manifest
-from hatch_modelpack.runtime import editable, loader
+from hatch_modelpack.runtime import _modelpack_formats, editable, loader
 from hatch_modelpack.wheel_writer import COMPRESSION_MODES
 
 PACKAGE = Path(__file__).resolve().parent.parent / "hatch_modelpack"
@@ -63,14 +63,56 @@ def test_parses_as_python_3_8_and_imports_only_the_standard_library(path: Path) 
 
 
 def test_runtime_files_are_the_whole_runtime_package() -> None:
-    assert {p.name for p in RUNTIME} == {"__init__.py", "loader.py", "package_init.py", "editable.py"}
+    assert {p.name for p in RUNTIME} == {
+        "__init__.py",
+        "package_init.py",
+        "editable.py",
+        *contract.LOADER_FILES.values(),
+    }
+
+
+def test_the_loaders_modules_ship_under_the_names_they_import_each_other_by() -> None:
+    """``from . import _modelpack_formats`` must find the same module in this package and in a model package."""
+    assert contract.LOADER_FILES[contract.LOADER_NAME] == "loader.py"
+    parts = {shipped: source for shipped, source in contract.LOADER_FILES.items() if shipped != contract.LOADER_NAME}
+    assert all(shipped == source and shipped.startswith(editable.LOADER + "_") for shipped, source in parts.items())
+    for source in contract.LOADER_FILES.values():
+        tree = ast.parse((PACKAGE / "runtime" / source).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                names = [node.module] if node.module else [a.name for a in node.names]
+                # The parts import each other and never the public module (it is `loader` here, `_modelpack` there).
+                assert all(f"{n}.py" in parts for n in names), f"{source} imports .{names}"
+
+
+def test_the_editable_finder_serves_every_module_of_the_loader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    site = tmp_path / "site"
+    (site / "own_model").mkdir(parents=True)
+    for shipped in contract.LOADER_FILES:
+        (site / "own_model" / shipped).write_text("")
+    finder_file = site / f"{contract.EDITABLE_PREFIX}own_model.py"
+    finder_file.write_bytes((PACKAGE / "runtime" / "editable.py").read_bytes())
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    spec = importlib.util.spec_from_file_location(finder_file.stem, finder_file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    finder = module.ModelpackEditableFinder
+    assert finder in sys.meta_path
+    for shipped in contract.LOADER_FILES:
+        found = finder.find_spec("own_model." + shipped[: -len(".py")])
+        assert found is not None and found.origin == str(site / "own_model" / shipped)
+    assert finder.find_spec("own_model._modelpack_missing") is None
+    assert finder.find_spec("own_model.train") is None and finder.find_spec("other_model._modelpack") is None
 
 
 # -- values the runtime repeats ------------------------------------------------------------------
 
 
 def test_the_loader_knows_every_format_and_nothing_else() -> None:
-    assert set(loader._LOADERS) == set(contract.FORMAT_NAMES)
+    assert set(_modelpack_formats._LOADERS) == set(contract.FORMAT_NAMES)
     assert set(REGISTRY) == set(contract.FORMAT_NAMES)
     assert CONFIG_FORMATS == contract.FORMAT_NAMES
     assert COMPRESSION_MODES == contract.COMPRESSIONS
@@ -115,7 +157,10 @@ def _keys_read(tree: ast.AST) -> dict[str, set[str]]:
 
 
 def test_the_loader_reads_only_manifest_keys_the_build_writes() -> None:
-    read = _keys_read(ast.parse((PACKAGE / "runtime" / "loader.py").read_text(encoding="utf-8")))
+    read: dict[str, set[str]] = {}
+    for source in contract.LOADER_FILES.values():  # every module of the loader
+        for receiver, keys in _keys_read(ast.parse((PACKAGE / "runtime" / source).read_text(encoding="utf-8"))).items():
+            read.setdefault(receiver, set()).update(keys)
     # The loader's names for a manifest, a model entry and a file entry.
     assert read["manifest"] <= contract.MANIFEST_KEYS, read["manifest"] - contract.MANIFEST_KEYS
     assert read["entry"] <= contract.MODEL_ENTRY_KEYS, read["entry"] - contract.MODEL_ENTRY_KEYS
@@ -165,9 +210,21 @@ def _module_graph() -> dict[str, set[str]]:
         for node in ast.walk(tree):  # `if TYPE_CHECKING:` imports are for the type checker, not a run-time edge
             if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
                 node.body = []
-        graph[name] = {m for m in _imports(tree) if m.startswith("hatch_modelpack")}
+        package = name if rel.name == "__init__" else name.rpartition(".")[0]
+        graph[name] = {m for m in _imports(tree) | _relative_imports(tree, package) if m.startswith("hatch_modelpack")}
     # `from hatch_modelpack.formats import Format` depends on the package, `from x import module` on the module.
     return {k: {d for d in v if d in graph and d != k} for k, v in graph.items()}
+
+
+def _relative_imports(tree: ast.AST, package: str) -> set[str]:
+    """``from . import x`` and ``from .x import y`` inside ``package``: the modules they may name."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+            module = f"{base}.{node.module}" if node.module else base
+            out |= {module} | {f"{module}.{a.name}" for a in node.names}
+    return out
 
 
 def test_no_import_cycle() -> None:
@@ -185,6 +242,9 @@ def test_no_import_cycle() -> None:
 
     for node in sorted(graph):
         visit(node, [])
+    # The loader's relative imports are edges too (its format loaders import the unpicklers, and so on).
+    assert "hatch_modelpack.runtime._modelpack_formats" in graph["hatch_modelpack.runtime.loader"]
+    assert "hatch_modelpack.runtime._modelpack_unpickle" in graph["hatch_modelpack.runtime._modelpack_formats"]
 
 
 def test_the_package_init_lists_exactly_the_loaders_public_names() -> None:

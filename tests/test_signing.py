@@ -24,7 +24,7 @@ from test_load_trust import evil_bytes, make_pack
 from hatch_modelpack import signatures, signing_keys, signing_statement
 from hatch_modelpack.config import load_config
 from hatch_modelpack.manifest import MANIFEST_NAME, analyse, build_manifest
-from hatch_modelpack.runtime import loader
+from hatch_modelpack.runtime import _modelpack_signature, loader
 
 pytest.importorskip("model_signing")
 
@@ -155,8 +155,8 @@ def test_signed_load_verifies_then_remembers(tmp_path, monkeypatch):
     sign_package_dir(pack.directory, priv)
     pack._manifest = None
     calls = []
-    real = loader._check_signature
-    monkeypatch.setattr(loader, "_check_signature", lambda *a: calls.append(a) or real(*a))
+    real = _modelpack_signature._check_signature
+    monkeypatch.setattr(_modelpack_signature, "_check_signature", lambda *a: calls.append(a) or real(*a))
     trust = loader._trust(pub, None)
     assert (pack.load(None, None, {}, trust).predict(X) == model.predict(X)).all()
     pack.load(None, None, {}, trust)
