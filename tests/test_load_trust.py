@@ -133,9 +133,9 @@ def test_many_threads_load_at_once_and_hash_once(tmp_path, monkeypatch):
     calls: list[str] = []
     real = _modelpack_integrity._check_file
 
-    def counting(file_path, expected, manifest):
+    def counting(file_path, expected, manifest, spare=0):
         calls.append(str(file_path))
-        return real(file_path, expected, manifest)
+        return real(file_path, expected, manifest, spare)
 
     monkeypatch.setattr(_modelpack_integrity, "_check_file", counting)
     n = 16

@@ -44,17 +44,18 @@ def _open_verified(file_path: Path) -> Any:
 
 
 def _verify_files(
-    parent: Path, files: List[Dict[str, Any]], manifest: Dict[str, Any], whole: bool = False
+    parent: Path, files: List[Dict[str, Any]], manifest: Dict[str, Any], whole: bool = False, spare: int = 0
 ) -> Optional[Tuple[Tuple[int, ...], ...]]:
     """Hash each file against its manifest entry (IntegrityError on a mismatch).
 
     Returns the files' fingerprints, remembered as verified, when no file changed while it was hashed;
-    None otherwise (a file replaced during the check must not be remembered as good).
+    None otherwise (a file replaced during the check must not be remembered as good). ``spare``: cores
+    left to the caller's own work (load() imports the framework meanwhile).
     """
     fingerprints = tuple(_fingerprint(parent / f["path"]) for f in files)
     for f in files:
         # whole: the sha256 of the whole file, not the (unsigned) chunk digests.
-        _check_file(parent / f["path"], {k: v for k, v in f.items() if k != "chunks"} if whole else f, manifest)
+        _check_file(parent / f["path"], {k: v for k, v in f.items() if k != "chunks"} if whole else f, manifest, spare)
     if tuple(_fingerprint(parent / f["path"]) for f in files) != fingerprints:
         return None
     for f, fp in zip(files, fingerprints):
@@ -74,7 +75,7 @@ def _stat_key(st: os.stat_result) -> Tuple[int, ...]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def _check_file(file_path: Path, expected: Dict[str, Any], manifest: Dict[str, Any]) -> None:
+def _check_file(file_path: Path, expected: Dict[str, Any], manifest: Dict[str, Any], spare: int = 0) -> None:
     editable = bool(manifest.get("editable_root"))
     fix = (
         "this is an editable install: run `pip install -e .` again"
@@ -84,7 +85,7 @@ def _check_file(file_path: Path, expected: Dict[str, Any], manifest: Dict[str, A
     )
     chunks = expected.get("chunks")
     if chunks:
-        _check_chunks(file_path, expected, chunks, fix)
+        _check_chunks(file_path, expected, chunks, fix, spare)
         return
     digest = hashlib.sha256()
     size = 0
@@ -115,8 +116,9 @@ def _check_file(file_path: Path, expected: Dict[str, Any], manifest: Dict[str, A
         )
 
 
-def _check_chunks(file_path: Path, expected: Dict[str, Any], chunks: List[str], fix: str) -> None:
-    """Hash fixed-size chunks on all cores (sha256 runs at ~2 GB/s per core; hashlib releases the GIL).
+def _check_chunks(file_path: Path, expected: Dict[str, Any], chunks: List[str], fix: str, spare: int = 0) -> None:
+    """Hash fixed-size chunks on all cores but ``spare`` (sha256 runs at 1-2 GB/s per core; hashlib
+    releases the GIL).
 
     Every chunk's digest is in the manifest, so this is as strict as the whole-file sha256: any
     changed, missing or extra byte changes a chunk's digest or the size.
@@ -136,7 +138,7 @@ def _check_chunks(file_path: Path, expected: Dict[str, Any], chunks: List[str], 
 
     bad = None
     if size == expected["size"]:
-        cores = available_cpus()
+        cores = available_cpus() - spare
         try:
             with ThreadPoolExecutor(max(1, min(cores, len(chunks), 8))) as pool:
                 for index, got in enumerate(pool.map(digest, range(len(chunks)))):

@@ -136,8 +136,10 @@ class _Pack:
         with self._lock:
             return self._model_locks.setdefault(name, threading.Lock())
 
-    def verify(self, name: Optional[str], *, force: bool = True, trust: Optional[Tuple[Any, ...]] = None) -> Path:
-        """Hash every file of one model; raise IntegrityError on the first mismatch."""
+    def verify(
+        self, name: Optional[str], *, force: bool = True, trust: Optional[Tuple[Any, ...]] = None, spare: int = 0
+    ) -> Path:
+        """Hash every file of one model; raise IntegrityError on the first mismatch (``spare``: see _verify_files)."""
         entry = self.entry(name)
         name = entry["name"]
         artifact = self.base() / str(entry["path"])
@@ -157,7 +159,7 @@ class _Pack:
 
                 # Hash (GIL released) while the signature is checked (mostly importing cryptography).
                 with ThreadPoolExecutor(1) as pool:
-                    hashed = pool.submit(_verify_files, parent, entry["files"], self.manifest, True)
+                    hashed = pool.submit(_verify_files, parent, entry["files"], self.manifest, True, spare)
                     _modelpack_signature._check_signature(sig, trust, entry, self.manifest)
                     verified = hashed.result()
                 if verified is not None and _fingerprint(sig) == state[1]:
@@ -167,7 +169,7 @@ class _Pack:
                 _fingerprint(parent / f["path"]) for f in entry["files"]
             ):
                 return artifact
-            verified = _verify_files(parent, entry["files"], self.manifest)
+            verified = _verify_files(parent, entry["files"], self.manifest, spare=spare)
             if verified is not None:
                 self._verified[name] = verified
             return artifact
@@ -212,7 +214,8 @@ class _Pack:
         """Hash the artifact (and check its signature) on other threads while this one imports the framework
         and the modules the manifest's globals name, then reads the installed versions.
 
-        A first load() then costs about the framework's import alone: sha256 releases the GIL, and the
+        A first load() then costs about the framework's import alone: sha256 releases the GIL (on all
+        cores but this thread's: measured, a second hashing thread slows the import more than it saves), and the
         version check finds importlib.metadata imported by then (most frameworks import it). Importing
         installed modules deserialises nothing; the artifact's bytes reach the framework only after this
         returns, that is after every hash matched.
@@ -222,7 +225,7 @@ class _Pack:
         from . import _modelpack_formats
 
         with ThreadPoolExecutor(1) as pool:
-            hashed = pool.submit(self.verify, entry["name"], force=False, trust=trust)
+            hashed = pool.submit(self.verify, entry["name"], force=False, trust=trust, spare=1)
             _modelpack_formats._preimport(entry)
             if check_versions:
                 self.check_versions(entry["name"])
