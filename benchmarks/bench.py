@@ -148,7 +148,7 @@ def versions() -> dict[str, str]:
     out["checkout"] = commit.stdout.strip() or "-"
     out["python"] = platform.python_version()
     out["zlib"] = zlib.ZLIB_RUNTIME_VERSION
-    from hatch_modelpack.wheel_writer import DEFLATE_BACKEND
+    from hatch_modelpack.deflate import DEFLATE_BACKEND
 
     out["deflate"] = DEFLATE_BACKEND
     return out
@@ -361,7 +361,7 @@ def fig_floor(report: Report, models: dict[str, Path], work: Path, repeats: int)
             from zlib_ng import zlib_ng
         except ImportError:
             continue
-        from hatch_modelpack.wheel_writer import DEFLATE_LEVEL, DEFLATE_MEM_LEVEL, FAST_DEFLATE_LEVEL
+        from hatch_modelpack.deflate import DEFLATE_LEVEL, DEFLATE_MEM_LEVEL, FAST_DEFLATE_LEVEL
 
         used_by = {(DEFLATE_LEVEL, DEFLATE_MEM_LEVEL): " (the writer's, small files)"}
         used_by[(FAST_DEFLATE_LEVEL, DEFLATE_MEM_LEVEL)] = " (the writer's, files >= 16 MiB)"
