@@ -578,6 +578,8 @@ def install_run_env(work: Path, wheels: dict[str, dict[str, Path]], bytecode: bo
     purelib = run([str(py), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"]).stdout.strip()
     (Path(purelib) / EMPTY_PACKAGE).mkdir()
     (Path(purelib) / EMPTY_PACKAGE / "__init__.py").write_text("")
+    if bytecode:  # as the installer compiled the model wheels
+        run([str(py), "-m", "compileall", "-q", str(Path(purelib) / EMPTY_PACKAGE)])
     return py
 
 
