@@ -30,6 +30,7 @@ from ._modelpack_errors import (
     VersionMismatchError,
 )
 from ._modelpack_integrity import _check_file, _fingerprint, _verify_files
+from ._modelpack_integrity import available_cpus as available_cpus  # named here too, as before the split
 from ._modelpack_signature import PUBLIC_KEY_ENV as PUBLIC_KEY_ENV  # named here too, as before the split
 from ._modelpack_signature import _trust
 from ._modelpack_versions import version_problems as version_problems  # `modelpack verify` imports it from here
