@@ -1,14 +1,15 @@
 """Shared fixtures: a fresh wheelhouse holding this plugin, real projects in temp dirs, fresh venvs.
 
 Builds go through real front ends in isolated environments, so hatch-modelpack must be installable
-from somewhere: it is built once per test session into a new temp wheelhouse (a fresh path each run,
-so pip's cache of ``file://`` builds never serves a stale plugin) and exposed through
+from somewhere: it is built once per test session into a temp wheelhouse named after the wheel's sha256
+(so neither pip's nor uv's cache, keyed by path, ever serves a stale plugin) and exposed through
 ``PIP_FIND_LINKS`` / ``UV_FIND_LINKS``. Virtual environments are made with uv, which installs from its
 cache by hardlink: a test that tampers with an installed file must unlink it first (``tamper()``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -62,9 +63,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A new directory holding a wheel of this checkout of hatch-modelpack."""
-    out = tmp_path_factory.mktemp("wheelhouse")
-    run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(REPO)])
-    assert list(out.glob("hatch_modelpack-*.whl")), "the plugin wheel was not built"
+    built = tmp_path_factory.mktemp("plugin-build")
+    run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(built), str(REPO)])
+    wheels = list(built.glob("hatch_modelpack-*.whl"))
+    assert wheels, "the plugin wheel was not built"
+    # uv caches a find-links wheel by its path, and temp paths repeat across sessions (a passing session
+    # removes its basetemp, so the next one reuses the number): name the directory after the wheel's
+    # bytes, so a changed plugin always gets a new path and an unchanged one may use the cache.
+    digest = hashlib.sha256(wheels[0].read_bytes()).hexdigest()[:16]
+    out = tmp_path_factory.getbasetemp() / f"wheelhouse-{digest}"
+    out.mkdir()
+    shutil.move(str(wheels[0]), out / wheels[0].name)
     return out
 
 
