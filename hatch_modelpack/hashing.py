@@ -6,6 +6,7 @@ environments. The generated loader keeps its own copy (it must not import hatch_
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 from collections import deque
@@ -24,6 +25,11 @@ CHUNKED_MIN = 16 << 20
 def stat_fingerprint(st: os.stat_result) -> tuple[int, ...]:
     """What changes when a file's bytes can have changed; ctime cannot be set back without root."""
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def record_hash(digest: bytes) -> str:
+    """A sha256 digest as a wheel's RECORD writes it (``sha256=`` and unpadded urlsafe base64)."""
+    return "sha256=" + base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
 
 
 def fingerprint(path: Path) -> tuple[int, ...]:

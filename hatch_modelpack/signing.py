@@ -12,7 +12,6 @@ other entry is copied byte for byte, so the wheel stays valid, installable and r
 
 from __future__ import annotations
 
-import base64
 import csv
 import hashlib
 import io
@@ -27,6 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from hatch_modelpack import zipstream
+from hatch_modelpack.hashing import record_hash
 from hatch_modelpack.signatures import coverage_problem, read_bundle
 from hatch_modelpack.signing_keys import Signer, sign_payload
 from hatch_modelpack.signing_statement import (
@@ -142,7 +142,7 @@ def _check_record(whl: _Wheel, entry: dict[str, Any], record: dict[str, str]) ->
     parent = PurePosixPath(whl.package) / PurePosixPath(entry["path"]).parent
     for f in entry["files"]:
         arc = str(parent / f["path"])
-        if record.get(arc) != _record_hash_of_digest(bytes.fromhex(f["sha256"])):
+        if record.get(arc) != record_hash(bytes.fromhex(f["sha256"])):
             raise SigningError(
                 f"{whl.path}: {arc} is listed in RECORD as {record.get(arc)!r}, but the model manifest says sha256 "
                 f"{f['sha256']}; the wheel was altered after it was built. Rebuild it, then sign."
@@ -207,12 +207,8 @@ def _new_record_rows(whl: _Wheel, manifest_bytes: bytes, sigs: dict[str, bytes])
     return rows
 
 
-def _record_hash_of_digest(digest: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(digest).decode().rstrip("=")
-
-
 def _record_hash(data: bytes) -> str:
-    return _record_hash_of_digest(hashlib.sha256(data).digest())
+    return record_hash(hashlib.sha256(data).digest())
 
 
 def _write_new(out: Any, like: zipfile.ZipInfo, arcname: str, data: bytes) -> None:

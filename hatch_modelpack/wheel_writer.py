@@ -31,7 +31,6 @@ import stat
 import tempfile
 import zipfile
 import zlib
-from base64 import urlsafe_b64encode
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -43,7 +42,7 @@ from hatch_modelpack import zipstream
 from hatch_modelpack.contract import COMPRESSIONS
 from hatch_modelpack.deflate import BLOCK, DEFLATE_LEVEL, WINDOW, blocks, crc32, deflate_block, deflate_level
 from hatch_modelpack.errors import WheelWriteError
-from hatch_modelpack.hashing import stat_fingerprint
+from hatch_modelpack.hashing import record_hash, stat_fingerprint
 from hatch_modelpack.runtime._modelpack_integrity import available_cpus
 from hatch_modelpack.zipstream import COPY_CHUNK, UTF8_FLAG, Entry, ZipOut, copy_entry, dos_datetime, entry_like
 
@@ -118,10 +117,6 @@ def _sample_offsets(size: int) -> list[int]:
 
 
 # -- rewriting the wheel --------------------------------------------------------------------------
-
-
-def _record_hash(digest: bytes) -> str:
-    return "sha256=" + urlsafe_b64encode(digest).decode("ascii").rstrip("=")
 
 
 def _normalized_mode(st_mode: int) -> int:
@@ -271,7 +266,8 @@ def _write_artifact(target: _Target, artifact: Artifact) -> WrittenArtifact:
         target.out.begin(e)
         sha = None if reuse else hashlib.sha256()
         if deflate:
-            e.crc, e.size, e.compressed_size = _deflate_into(target, f, sha)
+            level = target.level if target.level is not None else deflate_level(st.st_size)
+            e.crc, e.size, e.compressed_size = _deflate_into(target, f, sha, level)
         else:
             e.crc, e.size = _store_into(target.out.fh, f, sha)
             e.compressed_size = e.size
@@ -293,9 +289,8 @@ def _write_artifact(target: _Target, artifact: Artifact) -> WrittenArtifact:
     return WrittenArtifact(artifact.arcname, digest, e.size, artifact.compression, e.compressed_size)
 
 
-def _deflate_into(target: _Target, f: io.BufferedReader, sha: hashlib._Hash | None) -> tuple[int, int, int]:
+def _deflate_into(target: _Target, f: io.BufferedReader, sha: hashlib._Hash | None, level: int) -> tuple[int, int, int]:
     """Deflate ``f`` block by block on the pool, in order; returns (crc, size, compressed size)."""
-    level = target.level if target.level is not None else deflate_level(os.fstat(f.fileno()).st_size)
     crc = size = written = 0
     pending: deque[Future[bytes]] = deque()
     zdict: bytes | None = None
@@ -335,7 +330,7 @@ def _write_record(
     record_path = record_info.filename
     rows = [r for r in rows if r and r[0] != record_path]
     first_meta = next((i for i, r in enumerate(rows) if r[0].startswith(dist_info + "/")), len(rows))
-    new_rows = [[w.arcname, _record_hash(bytes.fromhex(w.sha256)), str(w.size)] for w in written]
+    new_rows = [[w.arcname, record_hash(bytes.fromhex(w.sha256)), str(w.size)] for w in written]
     rows[first_meta:first_meta] = new_rows
     rows.append([record_path, "", ""])
     text = io.StringIO()
